@@ -1,0 +1,38 @@
+# Copyright 2026 fusion_billing contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "Fusion Billing",
+    "summary": "Usage-based billing hub for your own apps: metered usage, "
+    "rating into draft invoices, signed webhooks, dual-run reconciliation",
+    "version": "19.0.1.0.0",
+    "category": "Accounting/Accounting",
+    "website": "https://github.com/fusion-billing/fusion_billing",
+    "author": "fusion_billing contributors",
+    "maintainers": ["fusion-billing"],
+    "license": "LGPL-3",
+    "development_status": "Beta",
+    "application": True,
+    "installable": True,
+    "depends": ["account", "mail"],
+    "data": [
+        "security/fusion_billing_groups.xml",
+        "security/ir.model.access.csv",
+        "security/fusion_billing_security.xml",
+        "data/ir_cron_data.xml",
+        "views/fusion_billing_service_views.xml",
+        "views/fusion_billing_customer_views.xml",
+        "views/fusion_billing_metric_views.xml",
+        "views/fusion_billing_plan_views.xml",
+        "views/fusion_billing_charge_views.xml",
+        "views/fusion_billing_subscription_views.xml",
+        "views/fusion_billing_usage_event_views.xml",
+        "views/fusion_billing_webhook_event_views.xml",
+        "views/fusion_billing_reconciliation_views.xml",
+        "views/account_move_views.xml",
+        "wizards/fusion_billing_api_key_wizard_views.xml",
+        "views/fusion_billing_menus.xml",
+    ],
+    "demo": [
+        "demo/fusion_billing_demo.xml",
+    ],
+}

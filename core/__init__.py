@@ -1,0 +1,1 @@
+"""Billing engine of fusion_billing: pure Python, no Odoo import."""

@@ -1,0 +1,121 @@
+"""POST a webhook body to a checked ``Target`` (SPEC §6).
+
+The connection goes to an address that ``urlguard.check_url`` checked, never to a
+fresh DNS answer, while TLS verifies the certificate for the URL's host name. No
+redirect is followed. Header values are never logged: they hold signatures.
+"""
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+from .urlguard import Target
+
+# The receiver's answer only matters by its status; reading a little of the body
+# lets the connection end cleanly without letting a receiver flood the worker.
+MAX_RESPONSE_BYTES = 64 * 1024
+USER_AGENT = "fusion-billing-webhooks/1"
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of one attempt: an HTTP status, or the error that prevented one."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def is_success(status: int | None) -> bool:
+    """True for a 2xx status (a 3xx is a failure: redirects are not followed).
+
+    >>> is_success(204), is_success(302), is_success(None)
+    (True, False, False)
+    """
+    return status is not None and 200 <= status < 300
+
+
+class _PinnedHTTPSConnection(http.client.HTTPConnection):
+    """HTTPS to a given address, with the Host header and TLS name of the URL."""
+
+    default_port = 443  # so the Host header omits ":443", as for HTTPSConnection
+
+    def __init__(
+        self, target: Target, address: str, timeout: float, context: ssl.SSLContext
+    ):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = address
+        self._context = context
+
+    def connect(self):
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        try:
+            self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def post(
+    target: Target,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Result:
+    """Send ``body`` as-is; never raises for network, TLS or HTTP errors.
+
+    ``timeout`` bounds the connection and each read. The checked addresses are
+    tried in order until one accepts the TCP connection.
+    """
+    context = ssl_context or ssl.create_default_context()
+    request_headers = {"User-Agent": USER_AGENT, **headers}
+    started = time.monotonic()
+    error = "no address to connect to"
+    for address in target.addresses:
+        connection = _PinnedHTTPSConnection(target, address, timeout, context)
+        try:
+            try:
+                connection.connect()
+            except ssl.SSLError as exc:
+                error = _describe(exc)
+                break
+            except OSError as exc:
+                error = f"{_describe(exc)} ({address})"
+                continue  # this address is unreachable: try the next one
+            connection.request(
+                "POST", target.path_and_query, body=body, headers=request_headers
+            )
+            response = connection.getresponse()
+            response.read(MAX_RESPONSE_BYTES)
+            return Result(response.status, None, _elapsed_ms(started))
+        except (OSError, http.client.HTTPException) as exc:
+            error = _describe(exc)
+            break
+        finally:
+            connection.close()
+    return Result(None, error, _elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _describe(exc: OSError | http.client.HTTPException) -> str:
+    """Return a short, header-free error text for the back office."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate error: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the receiver"
+    if isinstance(exc, http.client.HTTPException):
+        return f"invalid HTTP response ({type(exc).__name__})"
+    return f"network error: {exc.strerror or exc}"

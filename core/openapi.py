@@ -1,0 +1,271 @@
+"""OpenAPI 3.1 document of the service API, served at ``GET /usage/openapi.json``.
+
+Built from the JSON Schemas that ``core.usage`` and ``core.reconciliation``
+derive from their validating field specs, so the published contract is the
+enforced one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from . import reconciliation, usage
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _ref(schema)}
+    if examples:
+        media["examples"] = {
+            name: {"summary": summary, "value": value}
+            for name, (summary, value) in examples.items()
+        }
+    return {"content": {"application/json": media}}
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return usage.error_response(code, message, 400).body
+
+
+# Status, description, code and example message of the errors every route shares.
+_COMMON_ERRORS = (
+    (
+        "401",
+        "Missing, unknown, revoked or expired API key.",
+        usage.UNAUTHENTICATED,
+        "invalid or missing API key",
+    ),
+    ("405", "Only POST is allowed.", usage.METHOD_NOT_ALLOWED, "use POST"),
+    (
+        "413",
+        f"Body larger than {usage.MAX_BODY_BYTES} bytes.",
+        usage.PAYLOAD_TOO_LARGE,
+        f"the body exceeds {usage.MAX_BODY_BYTES} bytes",
+    ),
+    (
+        "415",
+        "Body not sent as application/json.",
+        usage.UNSUPPORTED_MEDIA_TYPE,
+        "the body must be JSON sent as Content-Type: application/json (UTF-8)",
+    ),
+)
+
+
+def _error_responses(schema: str, bad_request_examples: dict) -> dict[str, Any]:
+    """The 400/401/405/413/415 answers of a POST route."""
+    responses = {
+        "400": {
+            "description": "Malformed body, too many items, or nothing accepted.",
+            **_json(schema, bad_request_examples),
+        }
+    }
+    for status, description, code, message in _COMMON_ERRORS:
+        responses[status] = {
+            "description": description,
+            **_json(schema, {code: (description, _error(code, message))}),
+        }
+    return responses
+
+
+_EVENT_EXAMPLE = {
+    "idempotency_key": "evt_01J9Z8Q4K7",
+    "subscription": "sub_1042",
+    "customer": "cus_77",
+    "metric": "api_calls",
+    "quantity": 250,
+    "timestamp": "2025-03-14T09:26:53Z",
+    "properties": {"region": "eu-west-1"},
+}
+
+_USAGE_POST = {
+    "operationId": "postUsage",
+    "summary": "Send metered usage events",
+    "description": "One event, or a batch of up to"
+    f" {usage.MAX_EVENTS}. Each event is validated and authorized on its own;"
+    " replays of the same idempotency key answer duplicate.",
+    "requestBody": {
+        "required": True,
+        **_json(
+            "UsageRequest",
+            {
+                "single": ("One event", _EVENT_EXAMPLE),
+                "batch": (
+                    "A batch",
+                    {
+                        "events": [
+                            _EVENT_EXAMPLE,
+                            {
+                                "idempotency_key": "evt_01J9Z8Q4K8",
+                                "subscription": "sub_1042",
+                                "customer": "cus_77",
+                                "metric": "storage_gb",
+                                "quantity": 12.5,
+                                "timestamp": "2025-03-14T10:26:53+01:00",
+                            },
+                        ]
+                    },
+                ),
+            },
+        ),
+    },
+    "responses": {
+        "200": {
+            "description": "At least one event accepted or a duplicate.",
+            **_json(
+                "UsageResponse",
+                {
+                    "mixed": (
+                        "One accepted, one rejected",
+                        usage.build_response(
+                            [
+                                usage.result("evt_01J9Z8Q4K7", usage.ACCEPTED),
+                                usage.rejected(
+                                    "evt_01J9Z8Q4K8",
+                                    usage.METRIC_NOT_ON_PLAN,
+                                    "metric storage_gb is not charged on the plan",
+                                ),
+                            ]
+                        ).body,
+                    )
+                },
+            ),
+        },
+        **_error_responses(
+            "UsageError",
+            {
+                "invalid_json": (
+                    "Unparsable body",
+                    _error(
+                        usage.INVALID_JSON,
+                        "invalid JSON: Expecting value at line 1 column 13",
+                    ),
+                ),
+                "all_rejected": (
+                    "No event accepted",
+                    usage.build_response(
+                        [
+                            usage.rejected(
+                                "evt_01J9Z8Q4K7",
+                                usage.INVALID_EVENT,
+                                "quantity: must be at least 0",
+                            )
+                        ]
+                    ).body,
+                ),
+            },
+        ),
+    },
+}
+
+_RECONCILIATION_POST = {
+    "operationId": "postReconciliation",
+    "summary": "Send what the app itself charged, per customer, for a month",
+    "description": "Dual-run reconciliation: each amount is compared with Odoo's"
+    " figure for that customer and month; sending a customer's amount for a"
+    " month again replaces the earlier one. At most"
+    f" {reconciliation.MAX_AMOUNTS} amounts.",
+    "requestBody": {
+        "required": True,
+        **_json(
+            "ReconciliationRequest",
+            {
+                "month": (
+                    "One month",
+                    {
+                        "period": "2025-02",
+                        "amounts": [
+                            {"customer": "cus_77", "amount": 1249.9, "currency": "EUR"},
+                            {"customer": "cus_78", "amount": -20, "currency": "EUR"},
+                        ],
+                    },
+                )
+            },
+        ),
+    },
+    "responses": {
+        "200": {
+            "description": "At least one amount accepted.",
+            **_json(
+                "ReconciliationResponse",
+                {
+                    "mixed": (
+                        "One accepted, one unknown customer",
+                        reconciliation.build_response(
+                            "2025-02",
+                            [
+                                reconciliation.accepted("cus_77"),
+                                reconciliation.rejected(
+                                    "cus_78",
+                                    reconciliation.UNKNOWN_CUSTOMER,
+                                    "no customer cus_78 in this service",
+                                ),
+                            ],
+                        ).body,
+                    )
+                },
+            ),
+        },
+        **_error_responses(
+            "ReconciliationError",
+            {
+                "invalid_payload": (
+                    "Bad period",
+                    _error(
+                        usage.INVALID_PAYLOAD,
+                        "period: must be a month as YYYY-MM, not '2025-2'",
+                    ),
+                )
+            },
+        ),
+    },
+}
+
+_SCHEMAS = {
+    "UsageRequest": usage.REQUEST_SCHEMA,
+    "UsageEvent": usage.EVENT_SCHEMA,
+    "UsageResponse": usage.RESPONSE_SCHEMA,
+    "UsageError": usage.ERROR_SCHEMA,
+    "ReconciliationRequest": reconciliation.REQUEST_SCHEMA,
+    "ReconciliationResponse": reconciliation.RESPONSE_SCHEMA,
+    "ReconciliationError": reconciliation.ERROR_SCHEMA,
+}
+
+
+def build_openapi(server_url: str | None = None) -> dict[str, Any]:
+    """Return the OpenAPI document (a fresh copy the caller may change)."""
+    document: dict[str, Any] = {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Fusion Billing API",
+            "version": API_VERSION,
+            "description": "Usage ingestion and dual-run reconciliation for the"
+            " apps billed through Odoo. Every answer is JSON; errors carry a stable"
+            " snake_case code in error.code.",
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/usage": {"post": _USAGE_POST},
+            "/reconciliation": {"post": _RECONCILIATION_POST},
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key of the service (Odoo API key,"
+                    " scope fusion_billing), created on the service form.",
+                }
+            },
+            "schemas": _SCHEMAS,
+        },
+    }
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    return copy.deepcopy(document)

@@ -1,0 +1,106 @@
+"""Billing period arithmetic: anchored interval series and UTC windows."""
+
+import calendar
+from datetime import date, datetime, time, timedelta, timezone
+
+INTERVAL_UNITS = ("day", "week", "month", "year")
+
+_DAYS_PER_UNIT = {"day": 1, "week": 7}
+_MONTHS_PER_UNIT = {"month": 1, "year": 12}
+
+
+def add_interval(anchor, unit, count, times=1):
+    """``anchor`` plus ``times`` intervals of ``count`` ``unit``s.
+
+    Month and year steps clamp to the month's last day, and are always
+    computed from the anchor (never chained), so a series anchored on the
+    31st keeps returning to the 31st whenever the month has one.
+
+    >>> add_interval(date(2024, 1, 31), "month", 1)
+    datetime.date(2024, 2, 29)
+    >>> add_interval(date(2024, 1, 31), "month", 1, times=2)
+    datetime.date(2024, 3, 31)
+    >>> add_interval(date(2024, 2, 29), "year", 1)
+    datetime.date(2025, 2, 28)
+    """
+    _check_interval(unit, count)
+    if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+        raise ValueError(f"times must be an integer >= 0, got {times!r}")
+    if unit in _DAYS_PER_UNIT:
+        return anchor + timedelta(days=_DAYS_PER_UNIT[unit] * count * times)
+    month_index = anchor.month - 1 + _MONTHS_PER_UNIT[unit] * count * times
+    year = anchor.year + month_index // 12
+    month = month_index % 12 + 1
+    day = min(anchor.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day)
+
+
+def next_boundary(anchor, unit, count, after):
+    """First date ``add_interval(anchor, unit, count, k)``, k >= 1, after ``after``.
+
+    >>> next_boundary(date(2024, 1, 31), "month", 1, after=date(2024, 4, 30))
+    datetime.date(2024, 5, 31)
+    >>> next_boundary(date(2024, 1, 31), "month", 1, after=date(2023, 1, 1))
+    datetime.date(2024, 2, 29)
+    """
+    _check_interval(unit, count)
+    # Estimate k arithmetically: every k below the estimate lands in an
+    # earlier month (or day) than `after`, and the estimate itself lands in
+    # the same month at most, so at most one step forward remains.
+    if unit in _DAYS_PER_UNIT:
+        step = _DAYS_PER_UNIT[unit] * count
+        estimate = (after - anchor).days // step
+    else:
+        step = _MONTHS_PER_UNIT[unit] * count
+        months_apart = (after.year - anchor.year) * 12 + after.month - anchor.month
+        estimate = months_apart // step
+    times = max(1, estimate)
+    boundary = add_interval(anchor, unit, count, times)
+    while boundary <= after:
+        times += 1
+        boundary = add_interval(anchor, unit, count, times)
+    return boundary
+
+
+def billing_window(start_date, last_invoice_date, next_invoice_date):
+    """Half-open UTC window [last_invoice_date or start_date, next_invoice_date).
+
+    Both ends are aware datetimes at 00:00 UTC. Empty Odoo dates (False)
+    count as missing.
+
+    >>> start, end = billing_window(date(2024, 1, 15), None, date(2024, 2, 15))
+    >>> start.isoformat(), end.isoformat()
+    ('2024-01-15T00:00:00+00:00', '2024-02-15T00:00:00+00:00')
+    """
+    period_start = last_invoice_date or start_date
+    if not period_start or not next_invoice_date:
+        raise ValueError("a billing window needs a start date and a next invoice date")
+    if next_invoice_date <= period_start:
+        raise ValueError(
+            f"next invoice date {next_invoice_date} must be after the period "
+            f"start {period_start}"
+        )
+    return _midnight_utc(period_start), _midnight_utc(next_invoice_date)
+
+
+def period_label(day):
+    """'YYYY-MM' of a date, used to name a billing period.
+
+    >>> period_label(date(2024, 3, 5))
+    '2024-03'
+    """
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _midnight_utc(day):
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def _check_interval(unit, count):
+    if unit not in INTERVAL_UNITS:
+        raise ValueError(
+            f"unknown interval unit {unit!r}, expected one of "
+            f"{', '.join(INTERVAL_UNITS)}"
+        )
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"interval count must be an integer >= 1, got {count!r}")

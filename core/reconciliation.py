@@ -1,0 +1,461 @@
+"""Dual-run reconciliation rules (SPEC §7): status, cut-over readiness, inputs.
+
+External ("app-actual") amounts arrive as a CSV file in the back office
+(``parse_csv``) or as ``POST /reconciliation`` (``parse_api_request``), which
+follows the JSON conventions of ``POST /usage`` (see ``core.usage``): envelope
+problems return a ``usage.Reply``, per-item problems a ``rejected`` result.
+
+Amounts are Decimal; callers convert Odoo floats first (``money.to_decimal``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from . import usage
+
+MATCH = "match"
+DELTA = "delta"
+RESOLVED = "resolved"
+
+# Envelope code of a request with more than MAX_AMOUNTS items.
+TOO_MANY_ITEMS = "too_many_items"
+ENVELOPE_CODES = (*usage.ENVELOPE_CODES, TOO_MANY_ITEMS)
+# Per-item codes: a malformed item, a customer sent twice in one request (the
+# later one is rejected), then the controller's own checks.
+INVALID_ITEM = "invalid_item"
+DUPLICATE_CUSTOMER = "duplicate_customer"
+UNKNOWN_CUSTOMER = usage.UNKNOWN_CUSTOMER
+CURRENCY_MISMATCH = "currency_mismatch"
+ITEM_CODES = (INVALID_ITEM, DUPLICATE_CUSTOMER, UNKNOWN_CUSTOMER, CURRENCY_MISMATCH)
+
+MAX_AMOUNTS = 10_000
+# Same bound as usage quantities: Odoo stores amounts in double columns.
+MAX_ABS_AMOUNT = usage.MAX_QUANTITY
+
+PERIOD_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+PERIOD_RE = re.compile(PERIOD_PATTERN)
+CURRENCY_PATTERN = "^[A-Z]{3}$"
+_CURRENCY_RE = re.compile(CURRENCY_PATTERN)
+# Plain decimal: optional sign, digits, optional "." and digits. No exponent,
+# no thousands separator: "1,234" and "1.234,5" are ambiguous across locales.
+_AMOUNT_RE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def status(
+    odoo_amount: Decimal,
+    external_amount: Decimal,
+    tolerance: Decimal,
+    tolerance_percent: Decimal,
+) -> str:
+    """``match`` when |odoo - external| <= max(tolerance, percent of |external|).
+
+    >>> status(Decimal("100.50"), Decimal("100"), Decimal("0.5"), Decimal(0))
+    'match'
+    >>> status(Decimal("103"), Decimal("100"), Decimal("1"), Decimal("2"))
+    'delta'
+    """
+    allowed = max(tolerance, tolerance_percent / 100 * abs(external_amount))
+    return MATCH if abs(odoo_amount - external_amount) <= allowed else DELTA
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """First day of ``YYYY-MM`` and first day of the next month (half-open).
+
+    >>> period_bounds("2024-12")
+    (datetime.date(2024, 12, 1), datetime.date(2025, 1, 1))
+    """
+    if type(period) is not str or not PERIOD_RE.fullmatch(period):
+        raise ValueError(f"period must be YYYY-MM, not {period!r}")
+    year, month = int(period[:4]), int(period[5:])
+    try:
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+    except ValueError:  # year 0000, or 9999-12 whose end is past date.max
+        raise ValueError(f"period {period} is out of range") from None
+    return start, end
+
+
+def _month_index(period: str) -> int:
+    start, _ = period_bounds(period)
+    return start.year * 12 + start.month - 1
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    """The reconciliation statuses of one service's customers for one period."""
+
+    period: str
+    statuses: tuple[str, ...]
+
+
+def is_ready(
+    periods: Iterable[PeriodSummary],
+    required_consecutive: int,
+    latest_period: str | None = None,
+) -> bool:
+    """Whether a service may cut over from its own billing to Odoo.
+
+    Rule: take the ``required_consecutive`` calendar months ending at
+    ``latest_period`` (default: the latest period given). Ready when each of
+    those months has at least one reconciliation row and every row of it is
+    ``match`` or ``resolved``. A month without rows is a gap: no evidence, so
+    not ready. Summaries of one period are merged; months after the window are
+    ignored.
+
+    >>> jan = PeriodSummary("2025-01", ("match", "match"))
+    >>> feb = PeriodSummary("2025-02", ("resolved",))
+    >>> is_ready([jan, feb], 2), is_ready([jan, feb], 3)
+    (True, False)
+    """
+    if required_consecutive < 1:
+        raise ValueError("required_consecutive must be at least 1")
+    by_month: dict[int, list[str]] = {}
+    for summary in periods:
+        by_month.setdefault(_month_index(summary.period), []).extend(summary.statuses)
+    if latest_period is not None:
+        last = _month_index(latest_period)
+    elif by_month:
+        last = max(by_month)
+    else:
+        return False
+    for month in range(last - required_consecutive + 1, last + 1):
+        statuses = by_month.get(month)
+        if not statuses or any(s not in (MATCH, RESOLVED) for s in statuses):
+            return False
+    return True
+
+
+# --- CSV import -------------------------------------------------------------------
+
+CSV_COLUMNS = ("customer", "partner", "period", "amount", "currency")
+CSV_HELP = (
+    "A header row names the columns (any order, case-insensitive; other columns"
+    " are ignored): customer (the app's customer id, i.e. the external_ref) or"
+    " partner (the Odoo partner, resolved by the import wizard), period (YYYY-MM),"
+    " amount (plain decimal with '.', may be negative, no thousands separator),"
+    " currency (ISO 4217 code). Delimiter ',' or ';'; UTF-8, a BOM is fine."
+)
+
+
+# Same rule as the API's customer ids: 1-255 characters, no control characters.
+_CSV_KEY = usage.Text()
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One valid CSV row; exactly one of ``customer`` and ``partner`` is set."""
+
+    line: int
+    period: str
+    amount: Decimal
+    currency: str
+    customer: str | None = None
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
+class CsvError:
+    """A problem of one line (line 0: the whole file)."""
+
+    line: int
+    message: str
+
+
+def parse_csv(text: str | bytes) -> tuple[list[CsvRow], list[CsvError]]:
+    """Parse an external-amounts CSV (see ``CSV_HELP``) into valid rows and errors.
+
+    Blank lines are skipped; a (customer or partner, period) seen on an earlier
+    line is an error on the later one. Line numbers are those of the file.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return [], [CsvError(0, f"the file is not UTF-8 (byte {exc.start})")]
+    text = text.removeprefix("\ufeff")
+    header_line = text.split("\n", 1)[0]
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[CsvRow] = []
+    errors: list[CsvError] = []
+    try:
+        _read_csv(reader, rows, errors)
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+        errors.append(CsvError(reader.line_num, f"unreadable CSV: {exc}"))
+    return rows, errors
+
+
+def _read_csv(reader, rows: list[CsvRow], errors: list[CsvError]) -> None:
+    header = next(reader, None)
+    if header is None:
+        errors.append(CsvError(0, "the file is empty"))
+        return
+    columns = {name.strip().lower(): index for index, name in enumerate(header)}
+    key_columns = [name for name in ("customer", "partner") if name in columns]
+    missing = [name for name in ("period", "amount", "currency") if name not in columns]
+    if len(key_columns) != 1 or missing:
+        problem = (
+            f"missing column(s) {', '.join(missing)}"
+            if missing
+            else "exactly one of the columns customer and partner is needed"
+        )
+        errors.append(CsvError(reader.line_num, f"{problem}. {CSV_HELP}"))
+        return
+    key_column = key_columns[0]
+    first_line: dict[tuple[str, str], int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        values = {
+            name: cells[index].strip() if index < len(cells) else ""
+            for name, index in columns.items()
+            if name in CSV_COLUMNS
+        }
+        problems = _csv_problems(values, key_column)
+        key = (values[key_column], values["period"])
+        if not problems and key in first_line:
+            problems.append(
+                f"{key_column} {usage.shown(key[0])} already has an amount for"
+                f" {key[1]} on line {first_line[key]}"
+            )
+        if problems:
+            errors.append(CsvError(line, "; ".join(problems)))
+            continue
+        first_line[key] = line
+        rows.append(
+            CsvRow(
+                line=line,
+                period=values["period"],
+                amount=Decimal(values["amount"]),
+                currency=values["currency"].upper(),
+                **{key_column: values[key_column]},
+            )
+        )
+
+
+def _csv_problems(values: dict[str, str], key_column: str) -> list[str]:
+    problems = []
+    try:
+        _CSV_KEY.check(values[key_column])
+    except usage.FieldError as exc:
+        problems.append(f"{key_column}: {exc}")
+    if not PERIOD_RE.fullmatch(values["period"]):
+        problems.append(f"period must be YYYY-MM, not {usage.shown(values['period'])}")
+    amount = values["amount"]
+    if not _AMOUNT_RE.fullmatch(amount):
+        problems.append(
+            f"amount must be a plain decimal like -1234.56, not {usage.shown(amount)}"
+        )
+    elif abs(Decimal(amount)) > MAX_ABS_AMOUNT:
+        problems.append(f"amount must be at most {MAX_ABS_AMOUNT} in absolute value")
+    if not _CURRENCY_RE.fullmatch(values["currency"].upper()):
+        problems.append(
+            "currency must be a 3-letter ISO 4217 code,"
+            f" not {usage.shown(values['currency'])}"
+        )
+    return problems
+
+
+# --- POST /reconciliation ---------------------------------------------------------
+
+AMOUNT_FIELDS = usage.Record(
+    (
+        usage.Field(
+            "customer",
+            usage.Text(),
+            description="The customer's external_ref in the calling service.",
+        ),
+        usage.Field(
+            "amount",
+            usage.Number(minimum=-MAX_ABS_AMOUNT, maximum=MAX_ABS_AMOUNT),
+            description="What the app itself charged for the period (untaxed);"
+            " may be negative.",
+        ),
+        usage.Field(
+            "currency",
+            usage.Text(
+                min_length=3,
+                max_length=3,
+                pattern=CURRENCY_PATTERN,
+                pattern_hint="an ISO 4217 code in capitals, e.g. EUR",
+            ),
+            description="ISO 4217 code of the amount.",
+        ),
+    )
+)
+PERIOD_FIELD = usage.Field(
+    "period",
+    usage.Text(
+        min_length=7,
+        max_length=7,
+        pattern=PERIOD_PATTERN,
+        pattern_hint="a month as YYYY-MM",
+    ),
+    description="The billing month the amounts belong to.",
+)
+
+
+@dataclass(frozen=True)
+class ExternalAmount:
+    """One valid item of a ``POST /reconciliation`` body."""
+
+    customer: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class ReconciliationRequest:
+    """A well-formed body: its period and, in order, each item's validation outcome."""
+
+    period: str
+    items: list[ExternalAmount | dict[str, Any]]
+
+
+def rejected(customer: object, code: str, message: str) -> dict[str, Any]:
+    """A per-item ``rejected`` result; the customer is echoed only if a string."""
+    echoed = usage.rejected(customer, code, message)
+    return {"customer": echoed.pop("idempotency_key"), **echoed}
+
+
+def accepted(customer: str) -> dict[str, Any]:
+    """A per-item ``accepted`` result."""
+    return {"customer": customer, "status": usage.ACCEPTED}
+
+
+def parse_api_request(
+    raw: bytes, content_type: str | None
+) -> usage.Reply | ReconciliationRequest:
+    """Validate a ``POST /reconciliation`` body, or return its envelope error."""
+    payload = usage.load_json_body(raw, content_type)
+    if type(payload) is usage.Reply:
+        return payload
+    if type(payload) is not dict:
+        return _invalid_payload(
+            f"the body must be an object, not {usage.json_type_name(payload)}"
+        )
+    unknown = payload.keys() - {"period", "amounts"}
+    if unknown:
+        names = ", ".join(usage.shown(name) for name in sorted(unknown)[:5])
+        return _invalid_payload(f"unknown member {names}")
+    try:
+        period = PERIOD_FIELD.kind.check(payload.get("period"))
+    except usage.FieldError as exc:
+        return _invalid_payload(f"period: {exc}")
+    amounts = payload.get("amounts")
+    if type(amounts) is not list or not amounts:
+        return _invalid_payload("amounts must be a non-empty array of objects")
+    if len(amounts) > MAX_AMOUNTS:
+        return usage.error_response(
+            TOO_MANY_ITEMS,
+            f"{len(amounts)} amounts sent; at most {MAX_AMOUNTS} per request",
+            400,
+        )
+    return ReconciliationRequest(period, _validate_items(amounts))
+
+
+def _validate_items(amounts: list) -> list[ExternalAmount | dict[str, Any]]:
+    seen: set[str] = set()
+    outcomes: list[ExternalAmount | dict[str, Any]] = []
+    for item in amounts:
+        customer = item.get("customer") if type(item) is dict else None
+        try:
+            values = AMOUNT_FIELDS.validate(item)
+        except usage.FieldError as exc:
+            outcomes.append(rejected(customer, INVALID_ITEM, str(exc)))
+            continue
+        if customer in seen:
+            outcomes.append(
+                rejected(customer, DUPLICATE_CUSTOMER, "customer already sent above")
+            )
+            continue
+        seen.add(customer)
+        outcomes.append(ExternalAmount(**values))
+    return outcomes
+
+
+def _invalid_payload(message: str) -> usage.Reply:
+    return usage.error_response(usage.INVALID_PAYLOAD, message, 400)
+
+
+def build_response(period: str, results: list[dict[str, Any]]) -> usage.Reply:
+    """200 when at least one item was accepted, else 400 ``all_rejected``."""
+    accepted_count = sum(item["status"] == usage.ACCEPTED for item in results)
+    summary = {
+        "period": period,
+        "accepted": accepted_count,
+        "rejected": len(results) - accepted_count,
+        "results": results,
+    }
+    if accepted_count:
+        return usage.Reply(200, {"status": "ok", **summary})
+    reply = usage.error_response(usage.ALL_REJECTED, "no amount was accepted", 400)
+    reply.body.update(summary)
+    return reply
+
+
+# --- JSON Schemas (published by core.openapi) -----------------------------------
+
+AMOUNT_SCHEMA = AMOUNT_FIELDS.schema("ExternalAmount", "One customer's app amount.")
+
+REQUEST_SCHEMA: dict[str, Any] = {
+    "title": "ReconciliationRequest",
+    "type": "object",
+    "required": ["period", "amounts"],
+    "properties": {
+        "period": PERIOD_FIELD.schema(),
+        "amounts": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_AMOUNTS,
+            "items": AMOUNT_SCHEMA,
+            "description": "At most one item per customer.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+RESULT_SCHEMA: dict[str, Any] = {
+    "title": "ReconciliationResult",
+    "type": "object",
+    "required": ["customer", "status"],
+    "properties": {
+        "customer": {
+            "type": ["string", "null"],
+            "description": "As sent; null when it was not a string.",
+        },
+        "status": {"type": "string", "enum": [usage.ACCEPTED, usage.REJECTED]},
+        "error": usage.error_detail_schema(ITEM_CODES),
+    },
+    "additionalProperties": False,
+}
+
+_COUNTS = usage.counts_schema(("accepted", "rejected"))
+_PERIOD_ECHO = {"period": {"type": "string", "pattern": PERIOD_PATTERN}}
+
+RESPONSE_SCHEMA: dict[str, Any] = {
+    "title": "ReconciliationResponse",
+    "description": "At least one amount was accepted; results are in request order.",
+    "type": "object",
+    "required": ["status", "period", *_COUNTS, "results"],
+    "properties": {
+        "status": {"const": "ok"},
+        **_PERIOD_ECHO,
+        **_COUNTS,
+        "results": {"type": "array", "items": RESULT_SCHEMA},
+    },
+    "additionalProperties": False,
+}
+
+ERROR_SCHEMA = usage.error_schema(
+    "ReconciliationError", ENVELOPE_CODES, {**_PERIOD_ECHO, **_COUNTS}, RESULT_SCHEMA
+)

@@ -1,0 +1,339 @@
+import doctest
+from decimal import Decimal
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from core import charges
+from core.charges import GRADUATED, PACKAGE, STANDARD, VOLUME, Charge, Tier
+
+D = Decimal
+CENT = D("0.01")
+
+# 0-100 at 0.10 + fee 5, 100-500 at 0.08 + fee 2, above 500 at 0.05 (no fee).
+TIERS = (Tier(100, "0.10", 5), Tier(500, "0.08", 2), Tier(None, "0.05"))
+
+quantities = st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False)
+prices = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False)
+fees = st.decimals(min_value=0, max_value=1000, places=2, allow_nan=False)
+batches = st.decimals(min_value=D("0.5"), max_value=1000, places=1, allow_nan=False)
+bounds = st.lists(
+    st.decimals(min_value=1, max_value=10**5, places=2, allow_nan=False),
+    max_size=4,
+    unique=True,
+).map(sorted)
+
+
+@st.composite
+def tier_ladders(draw, fee=fees, unit_prices=None):
+    """Valid ladders of 1-5 tiers; `unit_prices` (5 of them) fixes the prices."""
+    up_tos = [*draw(bounds), None]
+    if unit_prices:
+        tier_prices = unit_prices[: len(up_tos)]
+    else:
+        tier_prices = [draw(prices) for _ in up_tos]
+    return tuple(
+        Tier(up_to, price, draw(fee))
+        for up_to, price in zip(up_tos, tier_prices, strict=True)
+    )
+
+
+@st.composite
+def charges_of_every_model(draw):
+    model = draw(st.sampled_from(charges.CHARGE_MODELS))
+    return Charge(
+        model,
+        unit_price=draw(prices),
+        package_price=draw(prices),
+        unit_batch=draw(batches),
+        free_units=draw(st.decimals(min_value=0, max_value=1000, places=2)),
+        tiers=draw(tier_ladders()),
+    )
+
+
+def test_doctests():
+    assert doctest.testmod(charges).failed == 0
+
+
+# --- hand-computed tables -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("charge", "quantity", "expected"),
+    [
+        # standard: q x unit_price
+        (Charge(STANDARD, unit_price="0.0125"), 1250, "15.625"),  # 1250 x 0.0125
+        (Charge(STANDARD, unit_price="0.0125"), 1, "0.0125"),
+        (Charge(STANDARD, unit_price="2"), "2.5", "5.0"),  # 2.5 x 2
+        # package: ceil(max(q - free, 0) / batch) x package_price
+        (Charge(PACKAGE, package_price=25, unit_batch=100), 1, "25"),  # ceil(.01)=1
+        (Charge(PACKAGE, package_price=25, unit_batch=100), 100, "25"),  # ceil(1)=1
+        (Charge(PACKAGE, package_price=25, unit_batch=100), 101, "50"),  # ceil(1.01)
+        (
+            Charge(PACKAGE, package_price=25, unit_batch=100, free_units=50),
+            300,  # ceil((300 - 50) / 100) = ceil(2.5) = 3 -> 3 x 25
+            "75",
+        ),
+        (
+            Charge(PACKAGE, package_price=25, unit_batch=100, free_units=50),
+            50,  # max(50 - 50, 0) = 0 packages
+            "0",
+        ),
+        (
+            Charge(PACKAGE, package_price="9.99", unit_batch="0.5"),
+            "1.2",  # ceil(1.2 / 0.5) = ceil(2.4) = 3 -> 3 x 9.99
+            "29.97",
+        ),
+        # graduated: units in each tier + fee of every tier reached
+        (Charge(GRADUATED, tiers=TIERS), 1, "5.10"),  # 1 x .10 + 5
+        (Charge(GRADUATED, tiers=TIERS), 100, "15.00"),  # 100 x .10 + 5
+        (
+            Charge(GRADUATED, tiers=TIERS),
+            150,  # 100 x .10 + 5 + 50 x .08 + 2 = 10 + 5 + 4 + 2
+            "21.00",
+        ),
+        (
+            Charge(GRADUATED, tiers=TIERS),
+            "100.5",  # 100 x .10 + 5 + 0.5 x .08 + 2 = 10 + 5 + 0.04 + 2
+            "17.040",
+        ),
+        (
+            Charge(GRADUATED, tiers=TIERS),
+            700,  # 10 + 5 + 400 x .08 + 2 + 200 x .05 = 10 + 5 + 32 + 2 + 10
+            "59.00",
+        ),
+        # volume: all units at the tier the total falls in + that tier's fee
+        (Charge(VOLUME, tiers=TIERS), 1, "5.10"),  # 1 x .10 + 5
+        (Charge(VOLUME, tiers=TIERS), 100, "15.00"),  # up_to inclusive: 100 x .10 + 5
+        (Charge(VOLUME, tiers=TIERS), "100.5", "10.040"),  # 100.5 x .08 + 2
+        (Charge(VOLUME, tiers=TIERS), 500, "42.00"),  # 500 x .08 + 2
+        (Charge(VOLUME, tiers=TIERS), 700, "35.00"),  # 700 x .05
+    ],
+)
+def test_price_table(charge, quantity, expected):
+    assert charges.price(charge, quantity) == D(expected)
+
+
+@pytest.mark.parametrize(
+    ("charge", "quantity", "expected"),
+    [
+        # 1 x 0.0125 = 0.0125 -> 0.01
+        (Charge(STANDARD, unit_price="0.0125"), 1, "0.01"),
+        # 3 x 0.0125 = 0.0375 -> 0.04 (per-unit rounding would give 0.03)
+        (Charge(STANDARD, unit_price="0.0125"), 3, "0.04"),
+        # 1250 x 0.0125 = 15.625 -> 15.63 (half up)
+        (Charge(STANDARD, unit_price="0.0125"), 1250, "15.63"),
+        # graduated 100.5 -> 17.04 (see price table)
+        (Charge(GRADUATED, tiers=TIERS), "100.5", "17.04"),
+    ],
+)
+def test_amount_rounds_once(charge, quantity, expected):
+    result = charges.amount(charge, quantity, CENT)
+    assert str(result) == expected
+
+
+def test_amount_uses_currency_rounding():
+    charge = Charge(STANDARD, unit_price="0.0125")
+    # 1250 x 0.0125 = 15.625; nearest 0.05 is 15.65 (15.625 = 312 x .05 + .025)
+    assert charges.amount(charge, 1250, "0.05") == D("15.65")
+    # nearest whole unit: 16
+    assert charges.amount(charge, 1250, 1) == D(16)
+
+
+@pytest.mark.parametrize("model", charges.CHARGE_MODELS)
+def test_zero_quantity_bills_zero_even_with_fees(model):
+    charge = Charge(model, unit_price=3, package_price=7, tiers=TIERS)
+    assert charges.price(charge, 0) == 0
+    assert charges.amount(charge, 0.0, CENT) == 0
+    assert charges.describe(charge, 0, "EUR") == "0 units"
+
+
+@pytest.mark.parametrize("quantity", [-1, "-0.001", float("nan"), "inf", True])
+def test_invalid_quantities_are_rejected(quantity):
+    with pytest.raises(ValueError):
+        charges.price(Charge(STANDARD, unit_price=1), quantity)
+
+
+def test_float_inputs_are_converted_exactly():
+    charge = Charge(STANDARD, unit_price=0.1)
+    assert charge.unit_price == D("0.1")
+    # 3 x 0.1 is exactly 0.3 in Decimal (0.30000000000000004 in float)
+    assert charges.price(charge, 3.0) == D("0.3")
+
+
+@pytest.mark.parametrize(
+    ("charge", "quantity", "expected"),
+    [
+        (Charge(STANDARD, unit_price="0.0125"), 1250, "1,250 units x 0.0125 EUR"),
+        (Charge(STANDARD, unit_price="0.5"), 1, "1 unit x 0.50 EUR"),
+        (
+            Charge(PACKAGE, package_price=25, unit_batch=100, free_units=50),
+            300,
+            "3 packages of 100 x 25.00 EUR (300 units, 50 free)",
+        ),
+        (
+            Charge(PACKAGE, package_price=25, unit_batch=100),
+            "12.50",
+            "1 package of 100 x 25.00 EUR (12.5 units)",
+        ),
+        (
+            Charge(GRADUATED, tiers=TIERS),
+            150,
+            "graduated: 100 x 0.10 + 50 x 0.08 + fee 7.00 EUR",
+        ),
+        (
+            Charge(GRADUATED, tiers=TIERS),
+            1500,
+            "graduated: 100 x 0.10 + 400 x 0.08 + 1,000 x 0.05 + fee 7.00 EUR",
+        ),
+        (Charge(VOLUME, tiers=TIERS), 150, "volume: 150 x 0.08 + fee 2.00 EUR"),
+        (Charge(VOLUME, tiers=TIERS), 700, "volume: 700 x 0.05 EUR"),
+    ],
+)
+def test_describe_table(charge, quantity, expected):
+    assert charges.describe(charge, quantity, "EUR") == expected
+
+
+def test_describe_without_currency():
+    assert charges.describe(Charge(STANDARD, unit_price=2), 3, "") == "3 units x 2.00"
+
+
+# --- validation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ((), "at least one tier"),
+        ((Tier(100, 1),), "last tier must have no upper bound"),
+        ((Tier(None, 1), Tier(100, 1)), "only the last tier"),
+        ((Tier(None, 1), Tier(None, 1)), "only the last tier"),
+        ((Tier(100, 1), Tier(100, 1), Tier(None, 1)), "strictly increasing"),
+        ((Tier(200, 1), Tier(100, 1), Tier(None, 1)), "strictly increasing"),
+        ((Tier(0, 1), Tier(None, 1)), "greater than 0"),
+        ((Tier(-5, 1), Tier(None, 1)), "greater than 0"),
+        ((Tier(100, -1), Tier(None, 1)), "tier 1: unit price must not be negative"),
+        ((Tier(100, 1), Tier(None, 1, -2)), "tier 2: flat fee must not be negative"),
+    ],
+)
+def test_validate_tiers_rejects(tiers, message):
+    with pytest.raises(ValueError, match=message):
+        charges.validate_tiers(tiers)
+
+
+def test_validate_tiers_accepts_single_unbounded_tier():
+    charges.validate_tiers([Tier(None, 0)])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "per_seat"}, "unknown charge model"),
+        ({"model": STANDARD, "unit_price": -1}, "unit_price must not be negative"),
+        ({"model": PACKAGE, "package_price": "-0.01"}, "package_price"),
+        ({"model": PACKAGE, "unit_batch": 0}, "unit_batch must be positive"),
+        ({"model": PACKAGE, "free_units": -1}, "free_units"),
+        ({"model": GRADUATED}, "at least one tier"),
+        ({"model": VOLUME, "tiers": (Tier(10, 1),)}, "no upper bound"),
+    ],
+)
+def test_invalid_charges_cannot_be_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Charge(**kwargs)
+
+
+def test_tiers_are_ignored_by_untiered_models():
+    # Odoo may keep tier rows after the model is switched to standard.
+    charge = Charge(STANDARD, unit_price=1, tiers=[Tier(5, 1)])
+    assert charges.price(charge, 10) == 10
+
+
+def test_charge_is_frozen_and_tiers_a_tuple():
+    charge = Charge(GRADUATED, tiers=list(TIERS))
+    assert charge.tiers == TIERS
+    with pytest.raises(AttributeError):
+        charge.unit_price = D(1)
+
+
+# --- properties -----------------------------------------------------------
+
+
+@given(charges_of_every_model(), quantities)
+@settings(max_examples=200, deadline=None)
+def test_amount_is_never_negative(charge, quantity):
+    assert charges.price(charge, quantity) >= 0
+    assert charges.amount(charge, quantity, CENT) >= 0
+
+
+@given(charges_of_every_model(), quantities)
+@settings(max_examples=200, deadline=None)
+def test_amount_is_price_rounded_once(charge, quantity):
+    exact = charges.price(charge, quantity)
+    rounded = charges.amount(charge, quantity, CENT)
+    assert abs(rounded - exact) <= CENT / 2
+    assert rounded == exact.quantize(CENT, rounding="ROUND_HALF_UP")
+
+
+@given(
+    charges_of_every_model().filter(lambda c: c.model != VOLUME),
+    quantities,
+    quantities,
+)
+@settings(max_examples=300, deadline=None)
+def test_price_is_monotonic_except_volume(charge, first, second):
+    low, high = sorted((first, second))
+    assert charges.price(charge, low) <= charges.price(charge, high)
+
+
+@given(st.data(), prices, quantities)
+@settings(max_examples=200, deadline=None)
+def test_volume_equals_graduated_with_one_price_and_no_fees(data, unit_price, q):
+    tiers = data.draw(tier_ladders(fee=st.just(0), unit_prices=[unit_price] * 5))
+    graduated = charges.price(Charge(GRADUATED, tiers=tiers), q)
+    assert charges.price(Charge(VOLUME, tiers=tiers), q) == graduated == q * unit_price
+
+
+@given(st.data(), st.lists(prices, min_size=5, max_size=5), quantities)
+@settings(max_examples=200, deadline=None)
+def test_volume_at_most_graduated_with_falling_prices_and_no_fees(data, ps, q):
+    falling = sorted(ps, reverse=True)
+    tiers = data.draw(tier_ladders(fee=st.just(0), unit_prices=falling))
+    volume = charges.price(Charge(VOLUME, tiers=tiers), q)
+    assert volume <= charges.price(Charge(GRADUATED, tiers=tiers), q)
+
+
+@given(
+    batch=batches,
+    free=st.decimals(min_value=0, max_value=1000, places=2),
+    packages=st.integers(min_value=0, max_value=10_000),
+    package_price=prices,
+)
+@settings(max_examples=300, deadline=None)
+def test_package_boundaries_are_exact(batch, free, packages, package_price):
+    assume(package_price > 0)
+    charge = Charge(
+        PACKAGE, package_price=package_price, unit_batch=batch, free_units=free
+    )
+    boundary = free + packages * batch
+    epsilon = D("1E-12")
+    assert charges.price(charge, boundary) == packages * package_price
+    assert charges.price(charge, boundary + epsilon) == (packages + 1) * package_price
+
+
+@given(st.integers(min_value=0, max_value=100_000))
+@settings(max_examples=200, deadline=None)
+def test_sub_cent_unit_price_rounds_on_the_total(units):
+    charge = Charge(STANDARD, unit_price="0.0125")
+    # 0.0125 = 1/80: the total in cents is units x 1.25, rounded half up once.
+    expected_cents = (units * 125 + 50) // 100
+    assert charges.amount(charge, units, CENT) == D(expected_cents) / 100
+
+
+@given(charges_of_every_model(), quantities)
+@settings(max_examples=100, deadline=None)
+def test_describe_always_renders(charge, quantity):
+    text = charges.describe(charge, quantity, "€")
+    assert text
+    if quantity:
+        assert text.endswith(("€", ")"))

@@ -1,0 +1,124 @@
+"""Tests of the OpenAPI document served at GET /usage/openapi.json (core.openapi)."""
+
+import json
+
+import pytest
+
+from core import openapi, reconciliation, usage
+
+ERROR_STATUSES = {"400", "401", "405", "413", "415"}
+ROUTES = ("/usage", "/reconciliation")
+
+
+@pytest.fixture
+def document():
+    return openapi.build_openapi("https://odoo.example.com")
+
+
+def walk(node):
+    """Yield every dict inside a JSON-like structure."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def resolve(document, ref):
+    assert ref.startswith("#/"), ref
+    node = document
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def media_examples(document):
+    """(schema, example value) of every example of both routes."""
+    for route in ROUTES:
+        operation = document["paths"][route]["post"]
+        parts = [operation["requestBody"], *operation["responses"].values()]
+        for part in parts:
+            media = part["content"]["application/json"]
+            schema = resolve(document, media["schema"]["$ref"])
+            for example in media.get("examples", {}).values():
+                yield schema, example["value"]
+
+
+def test_document_shape(document):
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"]
+    assert document["servers"] == [{"url": "https://odoo.example.com"}]
+    assert document["security"] == [{"bearerAuth": []}]
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for route in ROUTES:
+        responses = document["paths"][route]["post"]["responses"]
+        assert set(responses) == {"200", *ERROR_STATUSES}
+
+
+def test_no_servers_without_url():
+    assert "servers" not in openapi.build_openapi()
+
+
+def test_every_ref_resolves(document):
+    refs = [node["$ref"] for node in walk(document) if "$ref" in node]
+    assert refs
+    for ref in refs:
+        assert isinstance(resolve(document, ref), dict)
+
+
+def test_document_is_strict_json(document):
+    text = json.dumps(document, allow_nan=False)
+    assert json.loads(text) == document
+
+
+def test_each_build_is_a_fresh_copy():
+    first = openapi.build_openapi()
+    first["components"]["schemas"]["UsageEvent"]["required"].append("x")
+    assert (
+        "x"
+        not in openapi.build_openapi()["components"]["schemas"]["UsageEvent"][
+            "required"
+        ]
+    )
+    assert "x" not in usage.EVENT_SCHEMA["required"]
+
+
+def test_schemas_are_the_enforced_ones(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["UsageEvent"] == usage.EVENT_SCHEMA
+    assert schemas["UsageRequest"] == usage.REQUEST_SCHEMA
+    assert schemas["ReconciliationRequest"] == reconciliation.REQUEST_SCHEMA
+    assert schemas["UsageError"]["properties"]["error"]["properties"]["code"][
+        "enum"
+    ] == list(usage.ENVELOPE_CODES)
+
+
+def test_request_examples_pass_the_real_validation(document):
+    usage_body = document["paths"]["/usage"]["post"]["requestBody"]
+    for example in usage_body["content"]["application/json"]["examples"].values():
+        raw = json.dumps(example["value"]).encode()
+        items = usage.parse_request(raw, "application/json")
+        assert all(
+            isinstance(usage.validate_event(item), usage.UsageEvent) for item in items
+        )
+    rec_body = document["paths"]["/reconciliation"]["post"]["requestBody"]
+    for example in rec_body["content"]["application/json"]["examples"].values():
+        raw = json.dumps(example["value"]).encode()
+        parsed = reconciliation.parse_api_request(raw, "application/json")
+        assert all(
+            isinstance(item, reconciliation.ExternalAmount) for item in parsed.items
+        )
+
+
+def test_examples_match_their_schemas(document):
+    jsonschema = pytest.importorskip("jsonschema")
+    for schema, value in media_examples(document):
+        jsonschema.Draft202012Validator(schema).validate(value)
+
+
+def test_openapi_spec_validator_accepts_the_document(document):
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(document)

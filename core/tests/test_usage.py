@@ -1,0 +1,527 @@
+"""Tests of POST /usage body validation (core.usage)."""
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import usage
+
+UTC = timezone.utc
+JSON = "application/json"
+
+GOOD_EVENT = {
+    "idempotency_key": "evt-1",
+    "subscription": "sub_1",
+    "customer": "cus_1",
+    "metric": "api_calls",
+    "quantity": 3,
+    "timestamp": "2025-03-01T12:00:00Z",
+    "properties": {"region": "eu"},
+}
+
+
+def event(**changes):
+    """GOOD_EVENT with members replaced, or removed when given the value ...."""
+    item = {**GOOD_EVENT, **changes}
+    return {name: value for name, value in item.items() if value is not ...}
+
+
+def body(payload) -> bytes:
+    return json.dumps(payload).encode()
+
+
+# --- Envelope --------------------------------------------------------------------
+
+ENVELOPE_ERRORS = [
+    # (id, raw body, content type, http status, code)
+    ("no content type", body(GOOD_EVENT), None, 415, usage.UNSUPPORTED_MEDIA_TYPE),
+    ("text/plain", body(GOOD_EVENT), "text/plain", 415, usage.UNSUPPORTED_MEDIA_TYPE),
+    (
+        "form",
+        b"a=1",
+        "application/x-www-form-urlencoded",
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "latin-1",
+        body(GOOD_EVENT),
+        f"{JSON}; charset=latin-1",
+        415,
+        "unsupported_media_type",
+    ),
+    ("json-ish", body(GOOD_EVENT), "application/jsonx", 415, "unsupported_media_type"),
+    ("too large", b" " * (usage.MAX_BODY_BYTES + 1), JSON, 413, "payload_too_large"),
+    ("not utf-8", b'{"a": "\xff"}', JSON, 400, usage.INVALID_JSON),
+    ("utf-16", '{"a": 1}'.encode("utf-16"), JSON, 400, usage.INVALID_JSON),
+    ("empty", b"", JSON, 400, usage.INVALID_JSON),
+    ("blank", b"  \n", JSON, 400, usage.INVALID_JSON),
+    ("truncated", b'{"events": [', JSON, 400, usage.INVALID_JSON),
+    ("single quotes", b"{'a': 1}", JSON, 400, usage.INVALID_JSON),
+    ("trailing data", b"{} {}", JSON, 400, usage.INVALID_JSON),
+    ("trailing comma", b'{"a": 1,}', JSON, 400, usage.INVALID_JSON),
+    ("NaN", b'{"quantity": NaN}', JSON, 400, usage.INVALID_JSON),
+    ("Infinity", b'{"quantity": Infinity}', JSON, 400, usage.INVALID_JSON),
+    ("-Infinity", b'{"quantity": -Infinity}', JSON, 400, usage.INVALID_JSON),
+    ("bare NaN", b"NaN", JSON, 400, usage.INVALID_JSON),
+    ("duplicate member", b'{"quantity": 1, "quantity": 2}', JSON, 400, "invalid_json"),
+    ("deep nesting", b"[" * 100_000, JSON, 400, usage.INVALID_JSON),
+    ("5000-digit int", b"1" * 5000, JSON, 400, usage.INVALID_JSON),
+    ("top-level array", b"[]", JSON, 400, usage.INVALID_PAYLOAD),
+    ("array of events", body([GOOD_EVENT]), JSON, 400, usage.INVALID_PAYLOAD),
+    ("top-level string", b'"event"', JSON, 400, usage.INVALID_PAYLOAD),
+    ("top-level number", b"42", JSON, 400, usage.INVALID_PAYLOAD),
+    ("top-level null", b"null", JSON, 400, usage.INVALID_PAYLOAD),
+    ("top-level true", b"true", JSON, 400, usage.INVALID_PAYLOAD),
+    ("events empty", b'{"events": []}', JSON, 400, usage.INVALID_PAYLOAD),
+    ("events object", b'{"events": {}}', JSON, 400, usage.INVALID_PAYLOAD),
+    ("events null", b'{"events": null}', JSON, 400, usage.INVALID_PAYLOAD),
+    ("events string", b'{"events": "x"}', JSON, 400, usage.INVALID_PAYLOAD),
+    (
+        "member beside events",
+        body({"events": [GOOD_EVENT], "dry_run": True}),
+        JSON,
+        400,
+        usage.INVALID_PAYLOAD,
+    ),
+    (
+        "1001 events",
+        body({"events": [GOOD_EVENT] * 1001}),
+        JSON,
+        400,
+        usage.TOO_MANY_EVENTS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "http_status", "code"),
+    [case[1:] for case in ENVELOPE_ERRORS],
+    ids=[case[0] for case in ENVELOPE_ERRORS],
+)
+def test_envelope_errors(raw, content_type, http_status, code):
+    reply = usage.parse_request(raw, content_type)
+    assert isinstance(reply, usage.Reply)
+    assert reply.http_status == http_status
+    assert reply.body["status"] == "error"
+    assert reply.body["error"]["code"] == code
+    assert reply.body["error"]["message"]
+    json.dumps(reply.body, ensure_ascii=False).encode()  # always sendable
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        JSON,
+        "Application/JSON",
+        f"{JSON}; charset=utf-8",
+        f"{JSON};charset=UTF-8",
+        f'{JSON}; charset="utf-8"',
+    ],
+)
+def test_json_content_types_accepted(content_type):
+    assert usage.parse_request(body(GOOD_EVENT), content_type) == [GOOD_EVENT]
+
+
+def test_single_event_and_batch():
+    assert usage.parse_request(body(GOOD_EVENT), JSON) == [GOOD_EVENT]
+    items = [GOOD_EVENT, {"anything": 1}, 7]
+    # Items are returned as sent; validate_event judges each one.
+    assert usage.parse_request(body({"events": items}), JSON) == items
+
+
+def test_utf8_bom_tolerated():
+    assert usage.parse_request(b"\xef\xbb\xbf" + body(GOOD_EVENT), JSON) == [GOOD_EVENT]
+
+
+def test_1000_events_accepted_1001_refused():
+    assert len(usage.parse_request(body({"events": [GOOD_EVENT] * 1000}), JSON)) == 1000
+    reply = usage.parse_request(body({"events": [GOOD_EVENT] * 1001}), JSON)
+    assert reply.body["error"]["code"] == usage.TOO_MANY_EVENTS
+
+
+def test_body_of_exactly_5_mib_is_read():
+    raw = body(GOOD_EVENT)
+    raw += b" " * (usage.MAX_BODY_BYTES - len(raw))
+    assert len(raw) == 5 * 1024 * 1024
+    assert usage.parse_request(raw, JSON) == [GOOD_EVENT]
+    assert usage.parse_request(raw + b" ", JSON).http_status == 413
+
+
+def test_error_response_shape():
+    status, reply_body = usage.error_response(usage.UNAUTHENTICATED, "no key", 401)
+    assert status == 401
+    assert reply_body == {
+        "status": "error",
+        "error": {"code": "unauthenticated", "message": "no key"},
+    }
+    with_results = usage.error_response("all_rejected", "none", 400, results=[])
+    assert with_results.body["results"] == []
+
+
+# --- Events ----------------------------------------------------------------------
+
+INVALID_EVENTS = [
+    # (id, item, text the message must contain)
+    ("array", [GOOD_EVENT], "object"),
+    ("string", "evt", "object"),
+    ("null", None, "object"),
+    ("key missing", event(idempotency_key=...), "idempotency_key: is required"),
+    ("key empty", event(idempotency_key=""), "idempotency_key"),
+    ("key 256 chars", event(idempotency_key="k" * 256), "idempotency_key"),
+    ("key newline", event(idempotency_key="a\nb"), "idempotency_key"),
+    ("key NUL", event(idempotency_key="a\x00b"), "idempotency_key"),
+    ("key DEL", event(idempotency_key="a\x7fb"), "idempotency_key"),
+    ("key C1 NEL", event(idempotency_key="a\x85b"), "idempotency_key"),
+    ("key lone surrogate", event(idempotency_key="a\ud800"), "idempotency_key"),
+    ("key number", event(idempotency_key=5), "idempotency_key"),
+    ("subscription missing", event(subscription=...), "subscription"),
+    ("subscription empty", event(subscription=""), "subscription"),
+    ("subscription 256", event(subscription="s" * 256), "subscription"),
+    ("customer null", event(customer=None), "customer"),
+    ("customer tab", event(customer="c\t1"), "customer"),
+    ("metric number", event(metric=123), "metric"),
+    ("metric object", event(metric={}), "metric"),
+    ("quantity true", event(quantity=True), "quantity"),
+    ("quantity false", event(quantity=False), "quantity"),
+    ("quantity null", event(quantity=None), "quantity"),
+    ("quantity string", event(quantity="5"), "quantity"),
+    ("quantity array", event(quantity=[1]), "quantity"),
+    ("quantity negative", event(quantity=-1), "quantity"),
+    ("quantity tiny negative", event(quantity=-1e-9), "quantity"),
+    ("quantity over 1e15", event(quantity=1e15 + 2), "quantity"),
+    ("quantity 1e16", event(quantity=10**16), "quantity"),
+    ("quantity 10**400", event(quantity=10**400), "quantity"),
+    ("quantity inf (1e400)", event(quantity=float("inf")), "quantity"),
+    ("quantity nan", event(quantity=float("nan")), "quantity"),
+    ("timestamp missing", event(timestamp=...), "timestamp: is required"),
+    ("timestamp number", event(timestamp=1700000000), "timestamp"),
+    ("timestamp date only", event(timestamp="2025-03-01"), "timestamp"),
+    ("timestamp no offset", event(timestamp="2025-03-01T12:00:00"), "timestamp"),
+    ("timestamp no seconds", event(timestamp="2025-03-01T12:00Z"), "timestamp"),
+    ("timestamp space", event(timestamp="2025-03-01 12:00:00Z"), "timestamp"),
+    ("timestamp offset no colon", event(timestamp="2025-03-01T12:00:00+0100"), "time"),
+    ("timestamp offset hours", event(timestamp="2025-03-01T12:00:00+01"), "timestamp"),
+    ("timestamp empty fraction", event(timestamp="2025-03-01T12:00:00.Z"), "timestamp"),
+    ("timestamp newline", event(timestamp="2025-03-01T12:00:00Z\n"), "timestamp"),
+    ("timestamp month 13", event(timestamp="2025-13-01T00:00:00Z"), "timestamp"),
+    ("timestamp feb 30", event(timestamp="2025-02-30T00:00:00Z"), "timestamp"),
+    ("timestamp hour 24", event(timestamp="2025-03-01T24:00:00Z"), "timestamp"),
+    ("timestamp leap second", event(timestamp="2016-12-31T23:59:60Z"), "timestamp"),
+    ("timestamp offset 24h", event(timestamp="2025-03-01T12:00:00+24:00"), "time"),
+    ("timestamp offset :60", event(timestamp="2025-03-01T12:00:00+05:60"), "time"),
+    ("timestamp year 0", event(timestamp="0000-01-01T00:00:00Z"), "timestamp"),
+    ("timestamp before min", event(timestamp="0001-01-01T00:00:00+01:00"), "time"),
+    ("timestamp after max", event(timestamp="9999-12-31T23:59:59-01:00"), "time"),
+    ("timestamp arabic digits", event(timestamp="٢٠٢٥-03-01T12:00:00Z"), "timestamp"),
+    ("properties array", event(properties=[]), "properties"),
+    ("properties string", event(properties="x"), "properties"),
+    ("properties null", event(properties=None), "properties"),
+    ("properties NUL value", event(properties={"a": "x\x00"}), "properties"),
+    ("properties NUL key", event(properties={"\x00": 1}), "properties"),
+    ("properties surrogate", event(properties={"a": ["\udfff"]}), "properties"),
+    ("properties inf", event(properties={"a": [{"b": float("inf")}]}), "properties"),
+    ("unknown field typo", event(quantiy=5), "quantiy"),
+    ("unknown field", event(events=[]), "unknown field"),
+]
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [case[1:] for case in INVALID_EVENTS],
+    ids=[case[0] for case in INVALID_EVENTS],
+)
+def test_invalid_events(item, expected):
+    outcome = usage.validate_event(item)
+    assert isinstance(outcome, dict)
+    assert outcome["status"] == usage.REJECTED
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert expected in outcome["error"]["message"]
+    json.dumps(outcome, ensure_ascii=False).encode()  # always sendable
+
+
+def test_rejected_result_echoes_string_keys_only():
+    assert usage.validate_event(event(quantity=-1))["idempotency_key"] == "evt-1"
+    assert usage.validate_event(event(idempotency_key=5))["idempotency_key"] is None
+    assert usage.validate_event(event(idempotency_key="k" * 300))[
+        "idempotency_key"
+    ] == ("k" * 300)
+    # A lone surrogate cannot be encoded in the UTF-8 answer.
+    assert (
+        usage.validate_event(event(idempotency_key="\ud800"))["idempotency_key"] is None
+    )
+    assert usage.validate_event([])["idempotency_key"] is None
+
+
+def test_every_problem_is_reported():
+    message = usage.validate_event({"quantity": "x", "quantiy": 1})["error"]["message"]
+    for name in ("quantiy", "idempotency_key", "subscription", "customer", "metric"):
+        assert name in message
+    assert "quantity: must be a number, not a string" in message
+    assert "timestamp: is required" in message
+
+
+def test_good_event():
+    outcome = usage.validate_event(GOOD_EVENT)
+    assert outcome == usage.UsageEvent(
+        idempotency_key="evt-1",
+        subscription="sub_1",
+        customer="cus_1",
+        metric="api_calls",
+        quantity=Decimal(3),
+        timestamp=datetime(2025, 3, 1, 12, tzinfo=UTC),
+        properties={"region": "eu"},
+    )
+
+
+def test_defaults_quantity_one_and_empty_properties():
+    first = usage.validate_event(event(quantity=..., properties=...))
+    second = usage.validate_event(event(quantity=..., properties=...))
+    assert first.quantity == Decimal(1)
+    assert first.properties == {}
+    assert first.properties is not second.properties  # no shared mutable default
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        (0, "0"),
+        (0.0, "0.0"),
+        (-0.0, "0.0"),
+        (0.1, "0.1"),
+        (12.5, "12.5"),
+        (1e-7, "1E-7"),
+        (10**15, "1000000000000000"),
+        (1e15, "1000000000000000.0"),
+    ],
+)
+def test_quantities_as_decimal(quantity, expected):
+    outcome = usage.validate_event(event(quantity=quantity))
+    assert str(outcome.quantity) == expected
+    assert not outcome.quantity.is_signed()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "k" * 255,
+        "k",
+        "évènement-🎉",
+        "family-👨\u200d👩\u200d👧",  # zero-width joiner (category Cf) is allowed
+        "  spaced  ",
+    ],
+)
+def test_good_keys(key):
+    assert usage.validate_event(event(idempotency_key=key)).idempotency_key == key
+
+
+def test_nested_properties_kept_as_sent():
+    properties = {"user": "u1", "tags": ["a", {"b": None}], "n": 1.5, "big": 10**30}
+    assert usage.validate_event(event(properties=properties)).properties is properties
+
+
+def test_deep_properties_do_not_overflow_the_stack():
+    deep = json.loads("[" * 900 + "]" * 900)  # as deep as json.loads allows here
+    assert usage.validate_event(event(properties={"d": deep})).properties["d"] == deep
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T12:00:00Z", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01t12:00:00z", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00+00:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00-00:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00.5Z", datetime(2025, 3, 1, 12, 0, 0, 500000, UTC)),
+        ("2025-03-01T12:00:00.123456Z", datetime(2025, 3, 1, 12, 0, 0, 123456, UTC)),
+        # Beyond microseconds: truncated, never rounded into the next second.
+        ("2025-03-01T12:00:00.9999999Z", datetime(2025, 3, 1, 12, 0, 0, 999999, UTC)),
+        ("2025-03-01T13:30:00+01:30", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T07:00:00-05:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-02T11:59:00+23:59", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-01-01T00:30:00+01:00", datetime(2024, 12, 31, 23, 30, tzinfo=UTC)),
+        ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
+    ],
+)
+def test_rfc3339_variants(text, expected):
+    timestamp = usage.validate_event(event(timestamp=text)).timestamp
+    assert timestamp == expected
+    assert timestamp.utcoffset() == timedelta(0)
+
+
+# --- Window and summary ----------------------------------------------------------
+
+
+def test_check_timestamp_window_edges():
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    in_future = now + usage.FUTURE_TOLERANCE
+    assert usage.check_timestamp(start, start, now) is None
+    assert usage.check_timestamp(start - tick, start, now) == "timestamp_out_of_window"
+    assert usage.check_timestamp(in_future, start, now) is None
+    assert usage.check_timestamp(in_future + tick, start, now) == (
+        usage.TIMESTAMP_OUT_OF_WINDOW
+    )
+
+
+def test_build_response_counts_in_request_order():
+    results = [
+        usage.result("a", usage.ACCEPTED),
+        usage.rejected("b", usage.UNKNOWN_METRIC, "no metric x"),
+        usage.result("c", usage.DUPLICATE),
+        usage.conflict("d", "different quantity"),
+        usage.result("e", usage.ACCEPTED),
+    ]
+    status, reply_body = usage.build_response(results)
+    assert status == 200
+    assert reply_body == {
+        "status": "ok",
+        "accepted": 2,
+        "duplicates": 1,
+        "conflicts": 1,
+        "rejected": 1,
+        "results": results,
+    }
+    assert results[3]["error"]["code"] == usage.CONFLICT
+
+
+def test_build_response_duplicates_only_is_ok():
+    assert usage.build_response([usage.result("a", usage.DUPLICATE)]).http_status == 200
+
+
+def test_build_response_nothing_accepted():
+    results = [
+        usage.conflict("a", "different timestamp"),
+        usage.rejected(None, usage.INVALID_EVENT, "bad"),
+    ]
+    status, reply_body = usage.build_response(results)
+    assert status == 400
+    assert reply_body["status"] == "error"
+    assert reply_body["error"]["code"] == usage.ALL_REJECTED
+    assert (
+        reply_body["accepted"],
+        reply_body["conflicts"],
+        reply_body["rejected"],
+    ) == (
+        0,
+        1,
+        1,
+    )
+    assert reply_body["results"] == results
+
+
+# --- Properties ------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_validate_event_never_raises(item):
+    outcome = usage.validate_event(item)
+    assert isinstance(outcome, (usage.UsageEvent, dict))
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*sorted(GOOD_EVENT), "extra"]), json_values, max_size=8
+    )
+)
+def test_validate_event_never_raises_on_event_like_objects(item):
+    outcome = usage.validate_event({**GOOD_EVENT, **item})
+    if isinstance(outcome, dict):
+        assert outcome["error"]["code"] == usage.INVALID_EVENT
+
+
+@given(st.binary(max_size=200), st.sampled_from([JSON, None, "text/plain"]))
+def test_parse_request_never_raises(raw, content_type):
+    parsed = usage.parse_request(raw, content_type)
+    assert isinstance(parsed, (usage.Reply, list))
+
+
+@given(
+    st.floats(min_value=0, max_value=1e15) | st.integers(min_value=0, max_value=10**15),
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.timezones(),
+    ),
+)
+def test_valid_events_round_trip(quantity, moment):
+    outcome = usage.validate_event(
+        event(quantity=quantity, timestamp=moment.isoformat())
+    )
+    if moment.utcoffset() % timedelta(minutes=1):
+        # isoformat() then writes offset seconds, which RFC 3339 does not have.
+        assert isinstance(outcome, dict)
+        return
+    assert float(outcome.quantity) == quantity
+    # Via astimezone: PEP 495 makes DST-gap times compare unequal across zones.
+    assert outcome.timestamp == moment.astimezone(UTC)
+
+
+# --- Schema mirrors the validation -----------------------------------------------
+
+# Rules a JSON Schema cannot state: calendar validity, offset ranges, leap seconds,
+# lone surrogates, NUL inside properties, NaN. Plus one quirk of Python's re that
+# jsonschema uses: "$" also matches before a final newline (ECMA-262's does not).
+SEMANTIC_ONLY = {
+    "key lone surrogate",
+    "quantity nan",
+    "timestamp newline",
+    "timestamp feb 30",
+    "timestamp hour 24",
+    "timestamp month 13",
+    "timestamp leap second",
+    "timestamp offset 24h",
+    "timestamp offset :60",
+    "timestamp year 0",
+    "timestamp before min",
+    "timestamp after max",
+    "properties NUL value",
+    "properties NUL key",
+    "properties surrogate",
+    "properties inf",
+}
+
+
+def test_event_schema_rejects_what_validation_rejects():
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(usage.EVENT_SCHEMA)
+    assert validator.is_valid(GOOD_EVENT)
+    assert validator.is_valid(event(quantity=..., properties=...))
+    schema_accepts = {
+        name for name, item, _ in INVALID_EVENTS if validator.is_valid(item)
+    }
+    assert schema_accepts == SEMANTIC_ONLY
+
+
+def test_event_schema_lists_every_field():
+    assert set(usage.EVENT_SCHEMA["properties"]) == {
+        f.name for f in usage.EVENT_FIELDS.fields
+    }
+    assert usage.EVENT_SCHEMA["required"] == [
+        "idempotency_key",
+        "subscription",
+        "customer",
+        "metric",
+        "timestamp",
+    ]
+    assert usage.EVENT_SCHEMA["properties"]["quantity"]["default"] == 1
+    assert usage.EVENT_SCHEMA["additionalProperties"] is False
+    json.dumps(usage.REQUEST_SCHEMA, allow_nan=False)

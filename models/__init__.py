@@ -1,0 +1,16 @@
+from . import (
+    account_move,
+    account_move_line,
+    fusion_billing_charge,
+    fusion_billing_charge_tier,
+    fusion_billing_customer,
+    fusion_billing_metric,
+    fusion_billing_plan,
+    fusion_billing_reconciliation,
+    fusion_billing_service,
+    fusion_billing_subscription,
+    fusion_billing_usage_event,
+    fusion_billing_webhook_event,
+    res_users,
+    res_users_apikeys,
+)

@@ -1,0 +1,304 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import re
+
+from odoo import Command, _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..core import signing, urlguard
+
+API_KEY_SCOPE = "fusion_billing"
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+ALLOWED_HOSTS_PARAM = "fusion_billing.webhook_allowed_hosts"
+
+
+class FusionBillingService(models.Model):
+    _name = "fusion.billing.service"
+    _description = "Billed Service (external app)"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "name, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, tracking=True)
+    code = fields.Char(
+        required=True,
+        tracking=True,
+        help="Stable technical code of the app, e.g. 'nexacloud'. Lowercase letters, "
+        "digits, '.', '_' and '-'.",
+    )
+    active = fields.Boolean(default=True, tracking=True)
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        default=lambda self: self.env.company,
+        tracking=True,
+    )
+    currency_id = fields.Many2one(
+        "res.currency",
+        required=True,
+        default=lambda self: self.env.company.currency_id,
+        tracking=True,
+    )
+    user_id = fields.Many2one(
+        "res.users",
+        string="Technical User",
+        readonly=True,
+        copy=False,
+        ondelete="restrict",
+        help="Inactive-login user that owns the service's API keys. Requests signed "
+        "with its keys only ever reach this service's data.",
+    )
+    api_key_ids = fields.One2many(
+        "res.users.apikeys",
+        compute="_compute_api_key_ids",
+        string="API Keys",
+        groups="fusion_billing.group_fusion_billing_manager",
+    )
+    api_key_count = fields.Integer(compute="_compute_api_key_ids")
+    journal_id = fields.Many2one(
+        "account.journal",
+        string="Invoice Journal",
+        check_company=True,
+        domain="[('type', '=', 'sale')]",
+        help="Sales journal of the draft invoices; empty means the company's default "
+        "sales journal.",
+    )
+    auto_post_invoices = fields.Boolean(
+        tracking=True,
+        help="Post the invoice when its billing period closes. Otherwise it stays a "
+        "draft for a billing admin to review.",
+    )
+    webhook_url = fields.Char(
+        string="Webhook URL",
+        tracking=True,
+        help="HTTPS endpoint of the app receiving signed billing events.",
+    )
+    webhook_secret = fields.Char(
+        copy=False,
+        groups="fusion_billing.group_fusion_billing_manager",
+        help="Standard Webhooks secret ('whsec_' + base64). Share it with the app so "
+        "it can verify signatures.",
+    )
+    webhook_previous_secret = fields.Char(
+        copy=False,
+        groups="fusion_billing.group_fusion_billing_manager",
+    )
+    webhook_previous_secret_expiry = fields.Datetime(
+        copy=False,
+        groups="fusion_billing.group_fusion_billing_manager",
+        help="Until then, deliveries are signed with both the new and the previous "
+        "secret so the app can roll its key without rejecting events.",
+    )
+    webhook_max_attempts = fields.Integer(
+        default=14,
+        help="Deliveries still failing after this many attempts are marked failed "
+        "(14 attempts with exponential backoff is about 3.5 days).",
+    )
+    reconciliation_tolerance = fields.Monetary(
+        string="Tolerance (amount)",
+        currency_field="currency_id",
+        tracking=True,
+        help="A delta whose absolute value is at most this amount is a match.",
+    )
+    reconciliation_tolerance_percent = fields.Float(
+        string="Tolerance (%)",
+        tracking=True,
+        help="A delta of at most this percentage of the app's amount is a match.",
+    )
+    cutover_required_periods = fields.Integer(
+        string="Periods Matched to Cut Over",
+        default=3,
+        tracking=True,
+        help="The service is ready to cut over once this many consecutive periods, "
+        "up to the latest one, have every customer matched or resolved.",
+    )
+    customer_ids = fields.One2many("fusion.billing.customer", "service_id")
+    metric_ids = fields.One2many("fusion.billing.metric", "service_id")
+    plan_ids = fields.One2many("fusion.billing.plan", "service_id")
+    subscription_ids = fields.One2many("fusion.billing.subscription", "service_id")
+    subscription_count = fields.Integer(compute="_compute_subscription_count")
+
+    _code_unique = models.Constraint(
+        "UNIQUE(code)", "Another service already uses this code."
+    )
+    _tolerances_positive = models.Constraint(
+        "CHECK(reconciliation_tolerance >= 0 "
+        "AND reconciliation_tolerance_percent >= 0)",
+        "Reconciliation tolerances cannot be negative.",
+    )
+    _webhook_max_attempts_positive = models.Constraint(
+        "CHECK(webhook_max_attempts > 0)", "Maximum attempts must be at least 1."
+    )
+
+    @api.depends("user_id")
+    def _compute_api_key_ids(self):
+        keys = (
+            self.env["res.users.apikeys"]
+            .sudo()
+            .search(
+                [("user_id", "in", self.user_id.ids), ("scope", "=", API_KEY_SCOPE)]
+            )
+        )
+        for service in self:
+            service_keys = keys.filtered(
+                lambda key, s=service: key.user_id == s.user_id
+            )
+            service.api_key_ids = service_keys
+            service.api_key_count = len(service_keys)
+
+    def _compute_subscription_count(self):
+        counts = dict(
+            self.env["fusion.billing.subscription"]._read_group(
+                [("service_id", "in", self.ids)], ["service_id"], ["__count"]
+            )
+        )
+        for service in self:
+            service.subscription_count = counts.get(service, 0)
+
+    @api.constrains("code")
+    def _check_code(self):
+        for service in self:
+            if not CODE_PATTERN.match(service.code or ""):
+                raise ValidationError(
+                    _(
+                        "Service code %(code)r must be lowercase letters, digits, '.', "
+                        "'_' or '-' (at most 64 characters).",
+                        code=service.code,
+                    )
+                )
+
+    @api.constrains("webhook_url")
+    def _check_webhook_url(self):
+        for service in self.filtered("webhook_url"):
+            try:
+                service._webhook_target()
+            except urlguard.UnsafeURL as error:
+                raise ValidationError(
+                    _("Webhook URL refused: %(reason)s", reason=error)
+                ) from error
+
+    @api.constrains("webhook_secret", "webhook_previous_secret")
+    def _check_webhook_secret(self):
+        for service in self.sudo():
+            for secret in (service.webhook_secret, service.webhook_previous_secret):
+                if not secret:
+                    continue
+                try:
+                    signing.decode_secret(secret)
+                except ValueError as error:
+                    raise ValidationError(
+                        _("Invalid webhook secret: %(reason)s", reason=error)
+                    ) from error
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        services = super().create(vals_list)
+        for service in services:
+            service._ensure_technical_user()
+            if not service.sudo().webhook_secret:
+                service.sudo().webhook_secret = signing.generate_secret()
+        return services
+
+    def write(self, vals):
+        if "webhook_secret" in vals:
+            self._keep_previous_secret()
+        result = super().write(vals)
+        if "active" in vals:
+            self.user_id.sudo().write({"active": vals["active"]})
+        return result
+
+    def _ensure_technical_user(self):
+        self.ensure_one()
+        if self.user_id:
+            return
+        self.user_id = (
+            self.env["res.users"]
+            .sudo()
+            .with_context(no_reset_password=True)
+            .create(
+                {
+                    "name": _("%(service)s (API)", service=self.name),
+                    "login": f"fusion_billing.{self.code}.{self.id}",
+                    "company_id": self.company_id.id,
+                    "company_ids": [Command.set(self.company_id.ids)],
+                    "group_ids": [Command.set(self.env.ref("base.group_portal").ids)],
+                }
+            )
+        )
+
+    def _keep_previous_secret(self):
+        """Let the old secret co-sign for a day so receivers can roll their key."""
+        grace = fields.Datetime.add(fields.Datetime.now(), days=1)
+        for service in self.sudo().filtered("webhook_secret"):
+            service.write(
+                {
+                    "webhook_previous_secret": service.webhook_secret,
+                    "webhook_previous_secret_expiry": grace,
+                }
+            )
+
+    def _webhook_allowed_hosts(self):
+        param = self.env["ir.config_parameter"].sudo().get_param(ALLOWED_HOSTS_PARAM)
+        return urlguard.parse_allowed_hosts(param)
+
+    def _webhook_target(self):
+        """Check the webhook URL against the SSRF rules and resolve it once."""
+        self.ensure_one()
+        return urlguard.check_url(
+            self.webhook_url, allowed_hosts=self._webhook_allowed_hosts()
+        )
+
+    def _webhook_signing_secrets(self):
+        """Secrets signing a delivery now: the current one, plus the previous one
+        during its rotation grace period."""
+        self.ensure_one()
+        service = self.sudo()
+        secrets = [service.webhook_secret] if service.webhook_secret else []
+        if (
+            service.webhook_previous_secret
+            and service.webhook_previous_secret_expiry
+            and service.webhook_previous_secret_expiry > fields.Datetime.now()
+        ):
+            secrets.append(service.webhook_previous_secret)
+        return secrets
+
+    def action_rotate_webhook_secret(self):
+        for service in self:
+            service.webhook_secret = signing.generate_secret()
+        return True
+
+    def action_send_test_event(self):
+        """Queue a ``service.test`` delivery so an admin can check the receiving end."""
+        self.ensure_one()
+        self._webhook_target()
+        event = self.env["fusion.billing.webhook.event"]._queue(
+            self, "service.test", {"message": "Test event from Odoo"}
+        )
+        self.env.ref("fusion_billing.ir_cron_deliver_webhooks")._trigger()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "fusion.billing.webhook.event",
+            "res_id": event.id,
+            "view_mode": "form",
+        }
+
+    def action_generate_api_key(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Generate API Key"),
+            "res_model": "fusion.billing.api.key.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_service_id": self.id},
+        }
+
+    def action_view_subscriptions(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Subscriptions"),
+            "res_model": "fusion.billing.subscription",
+            "view_mode": "list,form",
+            "domain": [("service_id", "=", self.id)],
+            "context": {"default_service_id": self.id},
+        }
