@@ -42,7 +42,11 @@ class FusionBillingCharge(models.Model):
     )
     charge_model = fields.Selection(CHARGE_MODELS, required=True, default="standard")
     currency_id = fields.Many2one(
-        related="plan_id.currency_id", store=True, required=True
+        "res.currency",
+        compute="_compute_currency_id",
+        store=True,
+        precompute=True,
+        required=True,
     )
     unit_price = fields.Float(digits=PRICE_DIGITS)
     package_price = fields.Float(digits=PRICE_DIGITS)
@@ -64,6 +68,11 @@ class FusionBillingCharge(models.Model):
     _unit_batch_positive = models.Constraint(
         "CHECK(unit_batch > 0)", "The package size must be greater than zero."
     )
+
+    @api.depends("plan_id.currency_id")
+    def _compute_currency_id(self):
+        for charge in self:
+            charge.currency_id = charge.plan_id.currency_id
 
     @api.constrains("metric_id", "plan_id")
     def _check_metric_service(self):

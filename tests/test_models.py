@@ -1,0 +1,174 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from psycopg2 import IntegrityError
+
+from odoo.exceptions import AccessError, ValidationError
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from .common import FusionBillingCase
+
+
+@tagged("post_install", "-at_install")
+class TestDataModel(FusionBillingCase):
+    def test_service_gets_technical_user_and_webhook_secret(self):
+        self.assertTrue(self.service.user_id.active)
+        self.assertTrue(
+            self.service.user_id.share, "the API user has no back-office access"
+        )
+        self.assertTrue(self.service.sudo().webhook_secret.startswith("whsec_"))
+
+    def test_service_code_is_unique(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_service("Copy", "nexacloud")
+
+    def test_service_code_format(self):
+        with self.assertRaises(ValidationError):
+            self._create_service("Bad", "Nexa Cloud")
+
+    def test_metric_code_unique_per_service_only(self):
+        other = self._create_service("Other", "other")
+        self._create_metric(other, "api_calls", "sum")
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_metric(self.service, "api_calls", "sum")
+
+    def test_unique_count_needs_property(self):
+        with self.assertRaises(ValidationError):
+            self._create_metric(self.service, "users", "unique_count")
+
+    def test_customer_external_ref_unique_per_service(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_customer(self.service, self.partner_b, "cus_a")
+
+    def test_charge_prices_cannot_be_negative(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_charge(
+                self.plan, self.metric_storage, "standard", unit_price=-1
+            )
+
+    def test_charge_unit_batch_must_be_positive(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_charge(self.plan, self.metric_storage, "package", unit_batch=0)
+
+    def test_charge_currency_is_the_plan_currency(self):
+        self.assertEqual(self.charge_calls.currency_id, self.plan.currency_id)
+        self.assertTrue(self.charge_calls._fields["currency_id"].required)
+
+    def test_charge_metric_must_belong_to_plan_service(self):
+        other = self._create_service("Other", "other")
+        foreign_metric = self._create_metric(other, "api_calls", "sum")
+        with self.assertRaises(ValidationError):
+            self._create_charge(self.plan, foreign_metric, "standard", unit_price=1)
+
+    def test_tiers_are_validated(self):
+        with self.assertRaises(ValidationError):
+            self._create_charge(
+                self.plan,
+                self.metric_storage,
+                "graduated",
+                tiers=[{"up_to": 10, "unit_price": 1}, {"up_to": 5, "unit_price": 1}],
+            )
+        charge = self._create_charge(
+            self.plan,
+            self.metric_storage,
+            "volume",
+            tiers=[{"up_to": 10, "unit_price": 2}, {"up_to": 0, "unit_price": 1}],
+        )
+        engine_charge = charge._engine_charge()
+        self.assertEqual([tier.up_to for tier in engine_charge.tiers], [10, None])
+
+    def test_subscription_activation_sets_first_period(self):
+        self.assertEqual(self.subscription_a.state, "active")
+        self.assertEqual(str(self.subscription_a.next_invoice_date), "2026-02-01")
+
+    def test_subscription_ref_unique_per_service(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self._create_subscription(
+                self.service,
+                self.partner_b,
+                self.plan,
+                "sub_a",
+                self.subscription_a.start_date,
+            )
+
+    def test_subscription_plan_must_belong_to_service(self):
+        other = self._create_service("Other", "other")
+        with self.assertRaises(ValidationError):
+            self._create_subscription(
+                other,
+                self.partner_a,
+                self.plan,
+                "sub_x",
+                self.subscription_a.start_date,
+            )
+
+    def test_usage_event_idempotency_scope_is_unique(self):
+        values = {
+            "service_id": self.service.id,
+            "subscription_id": self.subscription_a.id,
+            "metric_id": self.metric_calls.id,
+            "quantity": 3,
+            "timestamp": "2026-01-05 10:00:00",
+            "idempotency_key": "evt-1",
+        }
+        Event = self.env[
+            "fusion.billing.usage.event"
+        ].sudo()  # only the API creates events
+        Event.create(values)
+        Event.create(dict(values, metric_id=self.metric_storage.id))
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            Event.create(values)
+
+    def test_reconciliation_requires_currency_and_unique_period(self):
+        Reconciliation = self.env["fusion.billing.reconciliation"]
+        values = {
+            "service_id": self.service.id,
+            "partner_id": self.partner_a.id,
+            "period": "2026-01",
+            "currency_id": self.currency.id,
+        }
+        Reconciliation.create(values)
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            Reconciliation.create(values)
+        self.assertTrue(Reconciliation._fields["currency_id"].required)
+
+
+@tagged("post_install", "-at_install")
+class TestAccessRights(FusionBillingCase):
+    def test_user_reads_but_cannot_configure(self):
+        service = self.service.with_user(self.billing_user)
+        self.assertEqual(service.name, "NexaCloud")
+        with self.assertRaises(AccessError):
+            service.write({"reconciliation_tolerance": 100})
+        with self.assertRaises(AccessError):
+            self.plan.with_user(self.billing_user).write({"base_price": 1})
+
+    def test_user_cannot_read_secrets(self):
+        service = self.service.with_user(self.billing_user)
+        with self.assertRaises(AccessError):
+            service.read(["webhook_secret"])
+        self.assertNotIn("webhook_secret", service.fields_get())
+
+    def test_manager_configures_and_reads_secret(self):
+        service = self.service.with_user(self.billing_manager)
+        service.write({"reconciliation_tolerance": 2})
+        self.assertTrue(service.webhook_secret.startswith("whsec_"))
+
+    def test_employee_without_billing_group_sees_nothing(self):
+        employee = self.env["res.users"].create(
+            {"name": "Employee", "login": "fb_employee"}
+        )
+        with self.assertRaises(AccessError):
+            self.service.with_user(employee).read(["name"])
+
+    def test_multi_company_rule_hides_other_company_services(self):
+        other_company = self.env["res.company"].create({"name": "Other Co"})
+        self.billing_user.write({"company_ids": [(4, other_company.id)]})
+        foreign = self._create_service(
+            "Foreign", "foreign", company_id=other_company.id
+        )
+        Service = self.env["fusion.billing.service"].with_user(self.billing_user)
+        visible = Service.with_context(
+            allowed_company_ids=[self.env.company.id]
+        ).search([])
+        self.assertIn(self.service, visible)
+        self.assertNotIn(foreign, visible)
