@@ -12,7 +12,6 @@
     "license": "LGPL-3",
     "development_status": "Beta",
     "application": True,
-    "installable": True,
     "depends": ["account", "mail"],
     "data": [
         "security/fusion_billing_groups.xml",

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..core import charges
@@ -79,7 +79,7 @@ class FusionBillingCharge(models.Model):
         for charge in self:
             if charge.metric_id.service_id != charge.plan_id.service_id:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Metric %(metric)s belongs to another service than plan "
                         "%(plan)s.",
                         metric=charge.metric_id.display_name,
@@ -96,7 +96,7 @@ class FusionBillingCharge(models.Model):
                 charges.validate_tiers(charge._engine_charge().tiers)
             except ValueError as error:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tiers of %(charge)s: %(reason)s",
                         charge=charge.display_name,
                         reason=error,

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 AGGREGATIONS = [
@@ -44,7 +44,7 @@ class FusionBillingMetric(models.Model):
         for metric in self:
             if metric.aggregation == "unique_count" and not metric.property_name:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Metric %(metric)s counts distinct values: set the event "
                         "property to count.",
                         metric=metric.display_name,

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, models
+from odoo import models
 from odoo.exceptions import AccessError
 
 from .fusion_billing_service import API_KEY_SCOPE
@@ -11,7 +11,9 @@ class ResUsersApikeys(models.Model):
     def action_fusion_billing_revoke(self):
         """Revoke service API keys from the service form (billing managers)."""
         if not self.env.user.has_group("fusion_billing.group_fusion_billing_manager"):
-            raise AccessError(_("Only billing managers can revoke service API keys."))
+            raise AccessError(
+                self.env._("Only billing managers can revoke service API keys.")
+            )
         services = (
             self.env["fusion.billing.service"]
             .sudo()
@@ -21,6 +23,8 @@ class ResUsersApikeys(models.Model):
         if any(key.scope != API_KEY_SCOPE for key in keys) or (
             keys.user_id - services.user_id
         ):
-            raise AccessError(_("Only keys of a billed service can be revoked here."))
+            raise AccessError(
+                self.env._("Only keys of a billed service can be revoked here.")
+            )
         keys._remove()
         return True

@@ -14,7 +14,10 @@
 set -uo pipefail
 
 ADDON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    [ -x "$ADDON_DIR/.venv/bin/python" ] && PYTHON="$ADDON_DIR/.venv/bin/python"
+fi
 ODOO_PYTHON=${ODOO_PYTHON:-$PYTHON}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432}
 export PGUSER=${PGUSER:-odoo} PGPASSWORD=${PGPASSWORD:-odoo}
@@ -65,6 +68,11 @@ odoo() {
         --log-level info "$@"
 }
 
+# Odoo log lines at ERROR or CRITICAL level, and demo data that failed to load.
+problems() {
+    grep -E "^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) |demo data failed to install" "$1"
+}
+
 log="$work/odoo-test.log"
 started=$(date +%s)
 echo "Installing fusion_billing in a fresh database $db with its tests (log: Odoo's output below)"
@@ -77,11 +85,11 @@ upgrade_status=0
 if [ "$status" -eq 0 ]; then
     echo "Upgrading the module (-u fusion_billing)"
     odoo -d "$db" -u fusion_billing >"$work/odoo-upgrade.log" 2>&1 || upgrade_status=$?
-    grep -E "(ERROR|CRITICAL)" "$work/odoo-upgrade.log" && upgrade_status=1
+    problems "$work/odoo-upgrade.log" && upgrade_status=1
     echo "Upgrade: exit code $upgrade_status"
     echo "Installing with demo data (--with-demo) in ${db}_demo"
     odoo -d "${db}_demo" -i fusion_billing --with-demo >"$work/odoo-demo.log" 2>&1 || upgrade_status=$?
-    grep -E "(ERROR|CRITICAL)" "$work/odoo-demo.log" && upgrade_status=1
+    problems "$work/odoo-demo.log" && upgrade_status=1
     echo "Demo install: exit code $upgrade_status"
 fi
 
@@ -95,7 +103,7 @@ errors=$(echo "$result" | awk '{print $3}')
 total=$(echo "$result" | awk '{print $6}')
 echo "Odoo tier: $(( total - failed - errors )) passed, $(( failed + errors )) failed"
 if [ "$status" -ne 0 ] || [ "$upgrade_status" -ne 0 ] || [ "$(( failed + errors ))" -ne 0 ] ||
-    grep -qE " (ERROR|CRITICAL) " "$log"; then
+    problems "$log" >/dev/null; then
     echo "Odoo tier FAILED"
     exit 1
 fi

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, fields, models
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 from ..models.fusion_billing_service import API_KEY_SCOPE
@@ -22,7 +22,7 @@ class FusionBillingApiKeyWizard(models.TransientModel):
         Odoo's own API key wizard does: only its hash is stored."""
         self.ensure_one()
         if self.expiration_date and self.expiration_date <= fields.Datetime.now():
-            raise UserError(_("The expiration date must be in the future."))
+            raise UserError(self.env._("The expiration date must be in the future."))
         service = self.service_id
         service._ensure_technical_user()
         key = (
@@ -35,7 +35,7 @@ class FusionBillingApiKeyWizard(models.TransientModel):
         return {
             "type": "ir.actions.act_window",
             "res_model": "res.users.apikeys.show",
-            "name": _("API Key Ready"),
+            "name": self.env._("API Key Ready"),
             "views": [(False, "form")],
             "target": "new",
             "context": {"default_key": key},
