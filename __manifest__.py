@@ -29,8 +29,14 @@
         "views/fusion_billing_reconciliation_views.xml",
         "views/account_move_views.xml",
         "wizards/fusion_billing_api_key_wizard_views.xml",
+        "wizards/fusion_billing_reconciliation_import_views.xml",
         "views/fusion_billing_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "fusion_billing/static/tests/tours/**/*",
+        ],
+    },
     "demo": [
         "demo/fusion_billing_demo.xml",
     ],

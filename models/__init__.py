@@ -1,16 +1,16 @@
-from . import (
-    account_move,
-    account_move_line,
-    fusion_billing_charge,
-    fusion_billing_charge_tier,
-    fusion_billing_customer,
-    fusion_billing_metric,
-    fusion_billing_plan,
-    fusion_billing_reconciliation,
-    fusion_billing_service,
-    fusion_billing_subscription,
-    fusion_billing_usage_event,
-    fusion_billing_webhook_event,
-    res_users,
-    res_users_apikeys,
-)
+from . import account_move
+from . import account_move_line
+from . import fusion_billing_charge
+from . import fusion_billing_charge_tier
+from . import fusion_billing_customer
+from . import fusion_billing_metric
+from . import fusion_billing_plan
+from . import fusion_billing_reconciliation
+from . import fusion_billing_reconciliation_summary
+from . import fusion_billing_service
+from . import fusion_billing_subscription
+from . import fusion_billing_usage_event
+from . import fusion_billing_webhook_event
+from . import ir_http
+from . import res_users
+from . import res_users_apikeys

@@ -1,12 +1,26 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import hashlib
 import re
+from collections import OrderedDict
 
-from odoo import Command, _, api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
+
+from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
 
 from ..core import signing, urlguard
 
 API_KEY_SCOPE = "fusion_billing"
+# Odoo keys are 40 hex digits; anything much longer is not worth hashing.
+API_KEY_MAX_LENGTH = 128
+# Verifying a key hash (pbkdf2) costs milliseconds, more than ingesting an event.
+# Keys verified once are remembered per process under their SHA-256 (never in
+# clear), and every request still re-reads the key row, so a revoked or expired
+# key, a deactivated user or an archived service is refused at once, in every
+# worker. Bounded so that many keys cannot grow the memory without limit.
+_VERIFIED_KEYS_MAX = 1024
+_verified_keys = OrderedDict()
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ALLOWED_HOSTS_PARAM = "fusion_billing.webhook_allowed_hosts"
 
@@ -159,7 +173,7 @@ class FusionBillingService(models.Model):
         for service in self:
             if not CODE_PATTERN.match(service.code or ""):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Service code %(code)r must be lowercase letters, digits, '.', "
                         "'_' or '-' (at most 64 characters).",
                         code=service.code,
@@ -169,12 +183,16 @@ class FusionBillingService(models.Model):
     @api.constrains("webhook_url")
     def _check_webhook_url(self):
         for service in self.filtered("webhook_url"):
-            try:
-                service._webhook_target()
-            except urlguard.UnsafeURL as error:
-                raise ValidationError(
-                    _("Webhook URL refused: %(reason)s", reason=error)
-                ) from error
+            service._check_webhook_target()
+
+    def _check_webhook_target(self):
+        """Like ``_webhook_target``, with the refusal as a clear ValidationError."""
+        try:
+            return self._webhook_target()
+        except urlguard.UnsafeURL as error:
+            raise ValidationError(
+                self.env._("Webhook URL refused: %(reason)s", reason=error)
+            ) from error
 
     @api.constrains("webhook_secret", "webhook_previous_secret")
     def _check_webhook_secret(self):
@@ -186,7 +204,7 @@ class FusionBillingService(models.Model):
                     signing.decode_secret(secret)
                 except ValueError as error:
                     raise ValidationError(
-                        _("Invalid webhook secret: %(reason)s", reason=error)
+                        self.env._("Invalid webhook secret: %(reason)s", reason=error)
                     ) from error
 
     @api.model_create_multi
@@ -216,13 +234,71 @@ class FusionBillingService(models.Model):
             .with_context(no_reset_password=True)
             .create(
                 {
-                    "name": _("%(service)s (API)", service=self.name),
+                    "name": self.env._("%(service)s (API)", service=self.name),
                     "login": f"fusion_billing.{self.code}.{self.id}",
                     "company_id": self.company_id.id,
                     "company_ids": [Command.set(self.company_id.ids)],
                     "group_ids": [Command.set(self.env.ref("base.group_portal").ids)],
                 }
             )
+        )
+
+    @api.model
+    def _authenticate_bearer(self, key):
+        """Return the active service owning the API key ``key``, or an empty recordset.
+
+        Same rules as Odoo's own API key check (active user, not expired, hash
+        verified), but only keys of scope ``fusion_billing`` of a service's
+        technical user count: a key reaches its own service and nothing else.
+        The service comes in an environment of its technical user.
+        """
+        service = self.browse()
+        if not key or len(key) > API_KEY_MAX_LENGTH or not key.isascii():
+            return service
+        cr = self.env.cr
+        cache_key = (cr.dbname, hashlib.sha256(key.encode()).digest())
+        verified = _verified_keys.get(cache_key)
+        if verified:
+            key_id, key_hash = verified
+            cr.execute(
+                SQL(
+                    "%s AND k.id = %s AND k.key = %s",
+                    self._service_key_query(),
+                    key_id,
+                    key_hash,
+                )
+            )
+            row = cr.fetchone()
+            if row:
+                return self.browse(row[0]).with_user(row[1])
+            _verified_keys.pop(cache_key, None)
+            return service
+        cr.execute(
+            SQL(
+                "%s AND k.index = %s",
+                self._service_key_query(),
+                key[:INDEX_SIZE],
+            )
+        )
+        for service_id, user_id, key_id, key_hash in cr.fetchall():
+            if KEY_CRYPT_CONTEXT.verify(key, key_hash):
+                _verified_keys[cache_key] = (key_id, key_hash)
+                if len(_verified_keys) > _VERIFIED_KEYS_MAX:
+                    _verified_keys.popitem(last=False)
+                return self.browse(service_id).with_user(user_id)
+        return service
+
+    def _service_key_query(self):
+        """Usable service keys: scope, expiry, active user and active service."""
+        return SQL(
+            """SELECT s.id, u.id, k.id, k.key
+                 FROM res_users_apikeys k
+                 JOIN res_users u ON u.id = k.user_id AND u.active
+                 JOIN fusion_billing_service s ON s.user_id = u.id AND s.active
+                WHERE k.scope = %s
+                  AND (k.expiration_date IS NULL
+                       OR k.expiration_date >= now() AT TIME ZONE 'utc')""",
+            API_KEY_SCOPE,
         )
 
     def _keep_previous_secret(self):
@@ -244,7 +320,9 @@ class FusionBillingService(models.Model):
         """Check the webhook URL against the SSRF rules and resolve it once."""
         self.ensure_one()
         return urlguard.check_url(
-            self.webhook_url, allowed_hosts=self._webhook_allowed_hosts()
+            self.webhook_url,
+            resolver=self.env["fusion.billing.webhook.event"]._webhook_resolver(),
+            allowed_hosts=self._webhook_allowed_hosts(),
         )
 
     def _webhook_signing_secrets(self):
@@ -269,7 +347,7 @@ class FusionBillingService(models.Model):
     def action_send_test_event(self):
         """Queue a ``service.test`` delivery so an admin can check the receiving end."""
         self.ensure_one()
-        self._webhook_target()
+        self._check_webhook_target()
         event = self.env["fusion.billing.webhook.event"]._queue(
             self, "service.test", {"message": "Test event from Odoo"}
         )
@@ -285,7 +363,7 @@ class FusionBillingService(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Generate API Key"),
+            "name": self.env._("Generate API Key"),
             "res_model": "fusion.billing.api.key.wizard",
             "view_mode": "form",
             "target": "new",
@@ -296,7 +374,7 @@ class FusionBillingService(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Subscriptions"),
+            "name": self.env._("Subscriptions"),
             "res_model": "fusion.billing.subscription",
             "view_mode": "list,form",
             "domain": [("service_id", "=", self.id)],

@@ -1,9 +1,27 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import logging
+import ssl
+import time
 import uuid
+from datetime import timedelta
 
-from odoo import api, fields, models
+from psycopg2.errors import SerializationFailure
 
-from ..core import signing
+from odoo import api, fields, models, modules
+from odoo.tools import SQL
+
+from ..core import delivery, retry, signing, urlguard
+
+_logger = logging.getLogger(__name__)
+
+# Deliveries claimed per transaction: each is sent and committed on its own, so a
+# batch only bounds how many rows one worker holds at a time.
+BATCH_SIZE = 10
+# Seconds allowed to connect and for each read of the answer.
+DELIVERY_TIMEOUT = 10
+# A claimed row stays "sending" until its lease ends. A batch of slow receivers
+# takes far less than this, so only a worker that died leaves a lease to expire.
+LEASE = timedelta(minutes=10)
 
 STATES = [
     ("pending", "Pending"),
@@ -44,7 +62,11 @@ class FusionBillingWebhookEvent(models.Model):
     )
     attempts = fields.Integer(readonly=True, copy=False)
     next_attempt_at = fields.Datetime(
-        default=fields.Datetime.now, index=True, copy=False
+        default=fields.Datetime.now,
+        index=True,
+        copy=False,
+        help="When the next attempt is due. While sending: when the worker's lease "
+        "ends, after which an unfinished attempt counts as failed.",
     )
     last_attempt_at = fields.Datetime(readonly=True, copy=False)
     delivered_at = fields.Datetime(readonly=True, copy=False)
@@ -54,6 +76,7 @@ class FusionBillingWebhookEvent(models.Model):
     _event_id_unique = models.Constraint(
         "UNIQUE(event_id)", "Webhook event ids are unique."
     )
+    _due_index = models.Index("(next_attempt_at) WHERE state IN ('pending', 'sending')")
     _dedupe_key_unique = models.UniqueIndex(
         "(service_id, dedupe_key) WHERE dedupe_key IS NOT NULL",
         "This billing event was already queued.",
@@ -76,9 +99,10 @@ class FusionBillingWebhookEvent(models.Model):
         self.env.cr.execute(
             """
             INSERT INTO fusion_billing_webhook_event
-                (service_id, event_id, event_type, dedupe_key, body, state, attempts,
-                 next_attempt_at, create_uid, write_uid, create_date, write_date)
-            VALUES (%s, %s, %s, %s, %s, 'pending', 0, now() at time zone 'utc',
+                (service_id, company_id, event_id, event_type, dedupe_key, body,
+                 state, attempts, next_attempt_at,
+                 create_uid, write_uid, create_date, write_date)
+            VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s,
                     %s, %s, now() at time zone 'utc', now() at time zone 'utc')
             ON CONFLICT (service_id, dedupe_key) WHERE dedupe_key IS NOT NULL
             DO NOTHING
@@ -86,10 +110,14 @@ class FusionBillingWebhookEvent(models.Model):
             """,
             (
                 service.id,
+                service.company_id.id,
                 event_id,
                 event_type,
                 dedupe_key,
                 body,
+                # The clock of every other due-time comparison (the database's
+                # now() is the start of the transaction).
+                fields.Datetime.now(),
                 self.env.uid,
                 self.env.uid,
             ),
@@ -104,3 +132,214 @@ class FusionBillingWebhookEvent(models.Model):
         )
         self.env.ref("fusion_billing.ir_cron_deliver_webhooks")._trigger()
         return True
+
+    @api.model
+    def _cron_deliver_webhooks(self):
+        """Deliver the due events, each at most once at a time, committing per
+        delivery (SPEC §6)."""
+        self._take_back_expired_leases()
+        time_left = self._commit_webhook_progress()
+        while time_left > 0:
+            try:
+                events = self._claim_due(BATCH_SIZE)
+            except SerializationFailure:
+                # Another worker claimed matching rows after this transaction's
+                # snapshot was taken (REPEATABLE READ): a new one sees them taken.
+                time_left = self._commit_webhook_progress()
+                continue
+            if not events:
+                break
+            # Pessimistic, like mail.mail: once "sending" is committed no other
+            # worker picks these rows, even if this one dies during the call.
+            self._commit_webhook_progress()
+            for event in events:
+                event._send()
+                time_left = self._commit_webhook_progress(1)
+        self._commit_webhook_progress(remaining=self._count_due())
+
+    @api.model
+    def _commit_webhook_progress(self, processed=0, remaining=None):
+        """Commit and report progress to the running cron; return its time left.
+
+        The test framework's own transaction is never committed (it is rolled back
+        after each test); cursors a test opens itself commit for real."""
+        test = modules.module.current_test
+        if test and self.env.cr is getattr(test, "cr", None):
+            return float("inf")
+        return self.env["ir.cron"]._commit_progress(processed, remaining=remaining)
+
+    @api.model
+    def _webhook_resolver(self):
+        """Name resolution used by the URL guard (a seam for tests)."""
+        return urlguard.default_resolver
+
+    @api.model
+    def _webhook_ssl_context(self):
+        """TLS settings of deliveries: the system's CAs (a seam for tests)."""
+        return ssl.create_default_context()
+
+    @api.model
+    def _count_due(self):
+        return self.search_count(
+            [
+                ("state", "=", "pending"),
+                ("next_attempt_at", "<=", fields.Datetime.now()),
+            ]
+        )
+
+    @api.model
+    def _claim_due(self, limit):
+        """Mark up to ``limit`` due events as "sending" under a lease, skipping rows
+        another worker has locked; the attempt is counted now, before the call."""
+        now = fields.Datetime.now()
+        self.flush_model()
+        # A savepoint, so that a serialization failure leaves the transaction
+        # usable for the caller to commit and start afresh.
+        with self.env.cr.savepoint(flush=False):
+            self.env.cr.execute(
+                SQL(
+                    """
+                    UPDATE fusion_billing_webhook_event
+                       SET state = 'sending',
+                           attempts = attempts + 1,
+                           last_attempt_at = %(now)s,
+                           next_attempt_at = %(lease_end)s,
+                           write_uid = %(uid)s,
+                           write_date = %(now)s
+                     WHERE id IN (
+                           SELECT id
+                             FROM fusion_billing_webhook_event
+                            WHERE state = 'pending' AND next_attempt_at <= %(now)s
+                            ORDER BY next_attempt_at, id
+                            LIMIT %(limit)s
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING id
+                    """,
+                    now=now,
+                    lease_end=now + LEASE,
+                    uid=self.env.uid,
+                    limit=limit,
+                ),
+                log_exceptions=False,
+            )
+            ids = [row[0] for row in self.env.cr.fetchall()]
+        self.invalidate_model(
+            [
+                "state",
+                "attempts",
+                "last_attempt_at",
+                "next_attempt_at",
+                "write_uid",
+                "write_date",
+            ]
+        )
+        return self.browse(sorted(ids))
+
+    @api.model
+    def _take_back_expired_leases(self):
+        """A row still "sending" after its lease belongs to a worker that died: its
+        attempt counts as failed and it is retried on the normal schedule."""
+        self.flush_model()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        SELECT id
+                          FROM fusion_billing_webhook_event
+                         WHERE state = 'sending' AND next_attempt_at <= %s
+                           FOR UPDATE SKIP LOCKED
+                        """,
+                        fields.Datetime.now(),
+                    ),
+                    log_exceptions=False,
+                )
+                ids = [row[0] for row in self.env.cr.fetchall()]
+        except SerializationFailure:
+            return  # another worker is taking them back
+        for event in self.browse(ids):
+            event._record_failure(
+                None,
+                self.env._(
+                    "The delivery was interrupted before an answer was recorded "
+                    "(the worker stopped). The receiver may have got it: it "
+                    "deduplicates on the event id."
+                ),
+            )
+
+    def _send(self):
+        """Make one attempt of a claimed event: sign the stored body afresh and
+        POST it to the address the URL guard checked."""
+        self.ensure_one()
+        body = self.body.encode()
+        service = self.service_id
+        try:
+            target = service._webhook_target()
+            headers = signing.signature_headers(
+                self.event_id,
+                self.event_type,
+                body,
+                service._webhook_signing_secrets(),
+                int(time.time()),
+            )
+        except urlguard.UnsafeURL as error:
+            self._record_failure(
+                None, self.env._("Webhook URL refused: %(reason)s", reason=error)
+            )
+            return
+        except ValueError as error:
+            self._record_failure(
+                None, self.env._("Cannot sign: %(reason)s", reason=error)
+            )
+            return
+        result = delivery.post(
+            target,
+            body,
+            headers,
+            timeout=DELIVERY_TIMEOUT,
+            ssl_context=self._webhook_ssl_context(),
+        )
+        _logger.info(
+            "Webhook %s (%s) attempt %s: %s in %s ms",
+            self.event_id,
+            self.event_type,
+            self.attempts,
+            result.status_code or result.error,
+            result.duration_ms,
+        )
+        if delivery.is_success(result.status_code):
+            self.write(
+                {
+                    "state": "delivered",
+                    "delivered_at": fields.Datetime.now(),
+                    "next_attempt_at": False,
+                    "last_status_code": result.status_code,
+                    "last_error": False,
+                }
+            )
+        elif result.status_code:
+            error = self.env._(
+                "The receiver answered HTTP %(status)s.", status=result.status_code
+            )
+            if 300 <= result.status_code < 400:
+                error += " " + self.env._("Redirects are not followed.")
+            self._record_failure(result.status_code, error)
+        else:
+            self._record_failure(None, result.error)
+
+    def _record_failure(self, status_code, error):
+        """Schedule the next attempt with exponential backoff, or give up."""
+        self.ensure_one()
+        if retry.is_exhausted(self.attempts, self.service_id.webhook_max_attempts):
+            state, next_attempt_at = "failed", False
+        else:
+            state = "pending"
+            next_attempt_at = fields.Datetime.now() + retry.next_delay(self.attempts)
+        self.write(
+            {
+                "state": state,
+                "next_attempt_at": next_attempt_at,
+                "last_status_code": status_code or False,
+                "last_error": error,
+            }
+        )

@@ -36,7 +36,14 @@ class FusionBillingApiKeyWizard(models.TransientModel):
             "type": "ir.actions.act_window",
             "res_model": "res.users.apikeys.show",
             "name": self.env._("API Key Ready"),
-            "views": [(False, "form")],
+            "views": [
+                (
+                    self.env.ref(
+                        "fusion_billing.fusion_billing_api_key_show_view_form"
+                    ).id,
+                    "form",
+                )
+            ],
             "target": "new",
             "context": {"default_key": key},
         }

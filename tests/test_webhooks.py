@@ -1,0 +1,624 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Webhook outbox and delivery cron against a real HTTPS receiver on 127.0.0.1.
+
+The receiver's certificate comes from a test CA (``trustme``) for a made-up host
+name. Two seams of the webhook model make that host resolve to 127.0.0.1 and make
+TLS trust the test CA; the host is opened by the allow-list system parameter, as an
+admin would for a private deployment. Everything else is the production code path.
+"""
+
+import base64
+import collections
+import hashlib
+import hmac
+import http.server
+import json
+import ssl
+import threading
+import time
+from datetime import timedelta
+from unittest import SkipTest
+from unittest.mock import patch
+
+from psycopg2.errors import SerializationFailure
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.exceptions import ValidationError
+from odoo.modules.registry import DummyRLock, Registry
+from odoo.tests import TransactionCase, tagged
+
+from ..core import signing
+from ..models import fusion_billing_webhook_event as webhook_event_module
+from ..models.fusion_billing_service import ALLOWED_HOSTS_PARAM
+from .common import FusionBillingCase
+
+try:
+    import trustme
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+except ImportError:
+    trustme = None
+
+HOST = "hooks.fusion.test"
+
+
+class WorkerKilled(Exception):
+    """Stands for a cron worker process that dies in the middle of its work."""
+
+
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Records each delivery, then answers with the server's current status,
+    after the server's current delay."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server = self.server
+        server.received.append((dict(self.headers), body))
+        if server.delay:
+            server.release.wait(server.delay)
+        self.send_response(server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class ReceiverMixin:
+    """Starts the HTTPS receiver and points the delivery seams at it."""
+
+    @classmethod
+    def setUpClass(cls):
+        if trustme is None:
+            raise SkipTest(
+                "webhook delivery tests need the trustme and standardwebhooks "
+                "packages (pip install trustme standardwebhooks)"
+            )
+        super().setUpClass()
+        ca = trustme.CA()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(HOST).configure_cert(server_context)
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+        httpd.daemon_threads = True
+        # Handshake in the handler thread, so a client that gives up cannot stall
+        # accept(); errors of such clients are expected, not worth a traceback.
+        httpd.socket = server_context.wrap_socket(
+            httpd.socket, server_side=True, do_handshake_on_connect=False
+        )
+        httpd.handle_error = lambda request, client_address: None
+        httpd.received = []
+        httpd.status = 204
+        httpd.delay = 0
+        httpd.release = threading.Event()
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+        cls.addClassCleanup(httpd.server_close)
+        cls.addClassCleanup(httpd.shutdown)
+        cls.addClassCleanup(httpd.release.set)
+        cls.httpd = httpd
+        cls.url = f"https://{HOST}:{httpd.server_address[1]}/hook"
+
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        cls.dns = {HOST: ["127.0.0.1"]}
+        event_model = cls.registry["fusion.billing.webhook.event"]
+        cls.startClassPatcher(
+            patch.object(
+                event_model,
+                "_webhook_resolver",
+                lambda self: lambda host, port: cls.dns.get(host, []),
+            )
+        )
+        cls.startClassPatcher(
+            patch.object(
+                event_model, "_webhook_ssl_context", lambda self: client_context
+            )
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.httpd.received.clear()
+        self.httpd.status = 204
+        self.httpd.delay = 0
+        self.httpd.release.clear()
+        # Unblocks a receiver still holding back an answer when the test ends.
+        self.addCleanup(self.httpd.release.set)
+
+    def _received(self, event_id):
+        """(headers, body) of each request the receiver got for ``event_id``."""
+        return [
+            (headers, body)
+            for headers, body in self.httpd.received
+            if headers.get("X-Fusion-Event-Id") == event_id
+        ]
+
+
+@tagged("post_install", "-at_install")
+class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, HOST)
+        cls.service.webhook_url = cls.url
+        cls.Event = cls.env["fusion.billing.webhook.event"]
+        cls.cron = cls.env.ref("fusion_billing.ir_cron_deliver_webhooks")
+
+    def _queue(self, data=None, event_type="invoice.created"):
+        return self.Event._queue(self.service, event_type, data or {"invoice": 1})
+
+    def _deliver(self):
+        """One run of the delivery cron, in the test's transaction."""
+        self.Event._cron_deliver_webhooks()
+
+    def _make_due(self, event):
+        """Stand-in for waiting until the next attempt is due."""
+        event.next_attempt_at = fields.Datetime.now()
+
+    def _assert_due_in(self, event, delay, before, after):
+        self.assertGreaterEqual(event.next_attempt_at, before + delay)
+        self.assertLessEqual(event.next_attempt_at, after + delay)
+
+    def test_2xx_marks_delivered(self):
+        event = self._queue()
+        self.httpd.status = 200
+        self._deliver()
+        self.assertRecordValues(
+            event,
+            [
+                {
+                    "state": "delivered",
+                    "attempts": 1,
+                    "last_status_code": 200,
+                    "last_error": False,
+                    "next_attempt_at": False,
+                }
+            ],
+        )
+        self.assertTrue(event.delivered_at)
+        self.assertEqual(len(self._received(event.event_id)), 1)
+        self._deliver()
+        self.assertEqual(len(self._received(event.event_id)), 1, "sent only once")
+
+    def test_real_cron_job_delivers(self):
+        """The scheduled action itself, run as the scheduler would (its own cursor,
+        progress reports and commits, all inside the test transaction)."""
+        event = self._queue()
+        with self.enter_registry_test_mode():
+            self.cron.method_direct_trigger()
+        self.assertEqual(event.state, "delivered")
+        self.assertEqual(len(self._received(event.event_id)), 1)
+        progress = self.env["ir.cron.progress"].search(
+            [("cron_id", "=", self.cron.id)], order="id desc", limit=1
+        )
+        self.assertGreaterEqual(progress.done, 1)
+        self.assertEqual(progress.remaining, 0, "the cron reports it is done")
+
+    def test_receiver_gets_stored_bytes_and_valid_signatures(self):
+        event = self._queue(
+            {"customer": "Zoë Müller", "amount": "12.50", "lines": [2, 1]}
+        )
+        self._deliver()
+        [(headers, body)] = self._received(event.event_id)
+        self.assertEqual(body, event.body.encode("utf-8"))
+        self.assertEqual(
+            body, signing.canonical_json(json.loads(body)), "canonical JSON"
+        )
+        self.assertEqual(headers["X-Fusion-Event-Type"], "invoice.created")
+        self.assertEqual(headers["webhook-id"], event.event_id)
+        self.assertEqual(headers["webhook-timestamp"], headers["X-Fusion-Timestamp"])
+        self.assertLess(abs(time.time() - int(headers["X-Fusion-Timestamp"])), 60)
+
+        secret = self.service.sudo().webhook_secret
+        payload = Webhook(secret).verify(body, headers)
+        self.assertEqual(payload["data"]["customer"], "Zoë Müller")
+        self.assertEqual(payload["id"], event.event_id)
+
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        signed = f"{headers['X-Fusion-Timestamp']}.".encode() + body
+        expected = "v1=" + hmac.new(key, signed, hashlib.sha256).hexdigest()
+        self.assertEqual(headers["X-Fusion-Signature"], expected)
+
+    def test_5xx_retried_with_exponential_backoff(self):
+        event = self._queue()
+        self.httpd.status = 500
+        before = fields.Datetime.now()
+        self._deliver()
+        after = fields.Datetime.now()
+        self.assertRecordValues(
+            event, [{"state": "pending", "attempts": 1, "last_status_code": 500}]
+        )
+        self.assertIn("HTTP 500", event.last_error)
+        self._assert_due_in(event, timedelta(seconds=120), before, after)
+
+        self._deliver()
+        self.assertEqual(len(self._received(event.event_id)), 1, "not due yet")
+
+        self._make_due(event)
+        before = fields.Datetime.now()
+        self._deliver()
+        after = fields.Datetime.now()
+        self.assertEqual(event.attempts, 2)
+        self._assert_due_in(event, timedelta(seconds=240), before, after)
+        [first, second] = self._received(event.event_id)
+        self.assertEqual(first[1], second[1], "same body bytes on every attempt")
+
+    def test_timeout_retried(self):
+        event = self._queue()
+        self.httpd.delay = 5
+        before = fields.Datetime.now()
+        with patch.object(webhook_event_module, "DELIVERY_TIMEOUT", 0.5):
+            self._deliver()
+        after = fields.Datetime.now()
+        self.assertRecordValues(
+            event,
+            [
+                {
+                    "state": "pending",
+                    "attempts": 1,
+                    "last_status_code": 0,
+                    "last_error": "timeout",
+                }
+            ],
+        )
+        self._assert_due_in(event, timedelta(seconds=120), before, after)
+
+    def test_failed_after_max_attempts_then_manual_retry(self):
+        self.service.webhook_max_attempts = 3
+        event = self._queue()
+        self.httpd.status = 503
+        for attempt in (1, 2, 3):
+            self._make_due(event)
+            self._deliver()
+            self.assertEqual(event.attempts, attempt)
+        self.assertRecordValues(
+            event,
+            [{"state": "failed", "next_attempt_at": False, "last_status_code": 503}],
+        )
+        self._deliver()
+        received = self._received(event.event_id)
+        self.assertEqual(len(received), 3, "a failed delivery is not sent again")
+        self.assertEqual(
+            {headers["X-Fusion-Event-Id"] for headers, _body in received},
+            {event.event_id},
+            "the event id is stable across retries",
+        )
+
+        self.httpd.status = 204
+        event.with_user(self.billing_manager).action_retry()
+        self.assertEqual(event.state, "pending")
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "delivered", "attempts": 4}])
+
+    def test_retry_leaves_delivered_events_alone(self):
+        event = self._queue()
+        self._deliver()
+        event.action_retry()
+        self._deliver()
+        self.assertEqual(event.state, "delivered")
+        self.assertEqual(len(self._received(event.event_id)), 1)
+
+    def test_expired_lease_is_taken_back_as_a_failed_attempt(self):
+        event = self._queue()
+        # A worker claims the event, commits "sending", and is killed before the
+        # receiver answers.
+        before = fields.Datetime.now()
+        self.assertIn(event, self.Event._claim_due(10))
+        after = fields.Datetime.now()
+        self.assertRecordValues(event, [{"state": "sending", "attempts": 1}])
+        self._assert_due_in(event, webhook_event_module.LEASE, before, after)
+
+        self._deliver()
+        self.assertEqual(event.state, "sending", "the lease still runs")
+        self.assertFalse(self._received(event.event_id))
+
+        event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+        before = fields.Datetime.now()
+        self._deliver()
+        after = fields.Datetime.now()
+        self.assertRecordValues(event, [{"state": "pending", "attempts": 1}])
+        self.assertIn("interrupted", event.last_error)
+        self._assert_due_in(event, timedelta(seconds=120), before, after)
+
+        self._make_due(event)
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "delivered", "attempts": 2}])
+
+    def test_expired_lease_on_last_attempt_fails(self):
+        self.service.webhook_max_attempts = 1
+        event = self._queue()
+        self.Event._claim_due(10)
+        event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "failed", "attempts": 1}])
+        self.assertFalse(self._received(event.event_id))
+
+    def test_rotation_signs_with_both_secrets_during_grace(self):
+        service = self.service.sudo()
+        old_secret = service.webhook_secret
+        self.service.action_rotate_webhook_secret()
+        new_secret = service.webhook_secret
+        self.assertNotEqual(new_secret, old_secret)
+
+        event = self._queue()
+        self._deliver()
+        [(headers, body)] = self._received(event.event_id)
+        self.assertEqual(len(headers["webhook-signature"].split(" ")), 2)
+        fusion_signatures = headers["X-Fusion-Signature"].split(",")
+        self.assertEqual(len(fusion_signatures), 2)
+        signed = f"{headers['X-Fusion-Timestamp']}.".encode() + body
+        for secret in (old_secret, new_secret):
+            Webhook(secret).verify(body, headers)
+            key = base64.b64decode(secret.removeprefix("whsec_"))
+            digest = hmac.new(key, signed, hashlib.sha256).hexdigest()
+            self.assertIn(f"v1={digest}", fusion_signatures)
+
+        service.webhook_previous_secret_expiry = fields.Datetime.now() - timedelta(
+            seconds=1
+        )
+        later = self._queue()
+        self._deliver()
+        [(headers, body)] = self._received(later.event_id)
+        Webhook(new_secret).verify(body, headers)
+        with self.assertRaises(WebhookVerificationError):
+            Webhook(old_secret).verify(body, headers)
+
+    def test_unsafe_url_refused_on_save(self):
+        cases = {
+            "https://10.1.2.3/hook": "private address 10.1.2.3",
+            "https://[::ffff:127.0.0.1]/hook": "loopback",
+            "https://0x7f.1/hook": "loopback",
+            f"http://{HOST}/hook": "must use https",
+            f"https://user:pw@{HOST}/hook": "user name or password",
+            "https://nowhere.fusion.test/hook": "does not resolve",
+        }
+        for url, reason in cases.items():
+            with self.subTest(url=url), self.assertRaises(ValidationError) as caught:
+                self.service.webhook_url = url
+            self.assertIn("Webhook URL refused", str(caught.exception))
+            self.assertIn(reason, str(caught.exception))
+
+    def test_allow_list_lifts_only_the_address_rule(self):
+        self.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, "")
+        with self.assertRaisesRegex(ValidationError, "loopback address 127.0.0.1"):
+            self.service.webhook_url = f"https://{HOST}/other"
+        self.env["ir.config_parameter"].set_param(
+            ALLOWED_HOSTS_PARAM, f"other.test, {HOST.upper()}"
+        )
+        self.service.webhook_url = f"https://{HOST}/other"
+        with self.assertRaisesRegex(ValidationError, "must use https"):
+            self.service.webhook_url = f"http://{HOST}/other"
+
+    def test_url_checked_again_at_send(self):
+        """A host that resolved to a public address on save and to loopback at send
+        (DNS rebinding) is not connected to."""
+        self.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, "")
+        self.patch(type(self), "dns", {HOST: [PUBLIC_ADDRESS]})
+        self.service.webhook_url = self.url
+        event = self._queue()
+        self.dns[HOST] = ["127.0.0.1"]
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "pending", "attempts": 1}])
+        self.assertIn("Webhook URL refused", event.last_error)
+        self.assertIn("loopback address 127.0.0.1", event.last_error)
+        self.assertFalse(self._received(event.event_id))
+
+    def test_send_test_event_action(self):
+        action = self.service.with_user(self.billing_manager).action_send_test_event()
+        event = self.Event.browse(action["res_id"])
+        self.assertRecordValues(
+            event, [{"event_type": "service.test", "state": "pending"}]
+        )
+        self.assertTrue(
+            self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)]),
+            "the delivery cron is woken up",
+        )
+        self._deliver()
+        self.assertEqual(event.state, "delivered")
+        [(_headers, body)] = self._received(event.event_id)
+        payload = json.loads(body)
+        self.assertEqual(payload["type"], "service.test")
+        self.assertEqual(payload["service"], self.service.code)
+
+    def test_send_test_event_refused_url(self):
+        self.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, "")
+        with self.assertRaisesRegex(ValidationError, "Webhook URL refused"):
+            self.service.action_send_test_event()
+
+
+@tagged("post_install", "-at_install")
+class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
+    """Two cron workers, each with its own database connection and transactions,
+    run at the same time: every event is sent exactly once.
+
+    The workers only see committed data, so this test commits a service, its events
+    and the allow-list through a separate cursor, and deletes them afterwards. The
+    workers commit for real (claim, then each delivery), as in production.
+    """
+
+    EVENTS = 20
+
+    def _commit_service_with_events(self, count):
+        """Commit a service with ``count`` queued events; deleted after the test."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, HOST)
+            service = env["fusion.billing.service"].create(
+                {"name": "Race", "code": "webhook-race", "webhook_url": self.url}
+            )
+            event_ids = [
+                env["fusion.billing.webhook.event"]
+                ._queue(service, "invoice.created", {"n": n})
+                .event_id
+                for n in range(count)
+            ]
+            service_id = service.id
+        self.addCleanup(self._delete_committed, service_id)
+        return service_id, event_ids
+
+    def test_claim_lost_to_a_concurrent_worker_can_be_retried(self):
+        """Odoo's transactions are REPEATABLE READ: a worker whose snapshot predates
+        another worker's committed claim gets a serialization failure instead of
+        claiming the same rows; its transaction stays usable, and after a commit
+        it claims the next rows."""
+        self._commit_service_with_events(4)
+        with self.registry.cursor() as cr_late, self.registry.cursor() as cr_first:
+            late = api.Environment(cr_late, SUPERUSER_ID, {})
+            first = api.Environment(cr_first, SUPERUSER_ID, {})
+            cr_late.execute("SELECT 1")  # the late worker's snapshot starts here
+            first_batch = first["fusion.billing.webhook.event"]._claim_due(2)
+            cr_first.commit()
+            with self.assertRaises(SerializationFailure):
+                late["fusion.billing.webhook.event"]._claim_due(2)
+            cr_late.execute("SELECT 1")  # not an aborted transaction
+            cr_late.commit()
+            second_batch = late["fusion.billing.webhook.event"]._claim_due(2)
+            self.assertEqual(len(first_batch), 2)
+            self.assertEqual(len(second_batch), 2)
+            self.assertFalse(set(first_batch.ids) & set(second_batch.ids))
+            cr_late.commit()
+
+    def _committed_rows(self, service_id):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT event_id, state, attempts FROM fusion_billing_webhook_event"
+                " WHERE service_id = %s ORDER BY id",
+                (service_id,),
+            )
+            return cr.fetchall()
+
+    def _run_worker(self):
+        with self.registry.cursor() as cr:
+            api.Environment(cr, SUPERUSER_ID, {})[
+                "fusion.billing.webhook.event"
+            ]._cron_deliver_webhooks()
+
+    def test_worker_killed_mid_batch_leaves_rows_recoverable(self):
+        service_id, (first, second, third) = self._commit_service_with_events(3)
+        event_model = self.registry["fusion.billing.webhook.event"]
+        send = event_model._send
+        calls = []
+
+        def send_then_die(event):
+            calls.append(event.event_id)
+            if len(calls) == 2:
+                raise WorkerKilled
+            return send(event)
+
+        with (
+            patch.object(event_model, "_send", send_then_die),
+            self.assertRaises(WorkerKilled),
+        ):
+            self._run_worker()
+        # The first delivery and the claim of the whole batch were committed before
+        # the worker died; what it did not commit is rolled back.
+        self.assertEqual(
+            self._committed_rows(service_id),
+            [(first, "delivered", 1), (second, "sending", 1), (third, "sending", 1)],
+        )
+        self._run_worker()
+        self.assertEqual(
+            [state for _id, state, _attempts in self._committed_rows(service_id)],
+            ["delivered", "sending", "sending"],
+            "not sent again while the dead worker's lease runs",
+        )
+
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "UPDATE fusion_billing_webhook_event"
+                " SET next_attempt_at = next_attempt_at - %s"
+                " WHERE service_id = %s AND state = 'sending'",
+                (webhook_event_module.LEASE, service_id),
+            )
+        self._run_worker()
+        self.assertEqual(
+            self._committed_rows(service_id),
+            [(first, "delivered", 1), (second, "pending", 1), (third, "pending", 1)],
+            "taken back as a failed attempt, retried on the backoff schedule",
+        )
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "UPDATE fusion_billing_webhook_event"
+                " SET next_attempt_at = now() at time zone 'utc' - interval '1 second'"
+                " WHERE service_id = %s AND state = 'pending'",
+                (service_id,),
+            )
+        self._run_worker()
+        self.assertEqual(
+            self._committed_rows(service_id),
+            [
+                (first, "delivered", 1),
+                (second, "delivered", 2),
+                (third, "delivered", 2),
+            ],
+        )
+        received = collections.Counter(
+            headers["X-Fusion-Event-Id"] for headers, _body in self.httpd.received
+        )
+        self.assertEqual(received, {first: 1, second: 1, third: 1})
+
+    def test_two_workers_send_each_event_once(self):
+        service_id, event_ids = self._commit_service_with_events(self.EVENTS)
+
+        event_model = self.registry["fusion.billing.webhook.event"]
+        send = event_model._send
+        sent_by = collections.defaultdict(list)
+
+        def recording_send(event):
+            sent_by[threading.current_thread().name].append(event.event_id)
+            return send(event)
+
+        errors = []
+        start = threading.Barrier(2)
+
+        def worker():
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    start.wait(timeout=10)
+                    env["fusion.billing.webhook.event"]._cron_deliver_webhooks()
+            except Exception as error:  # reported by the assertion below
+                errors.append(error)
+
+        # Small batches and a slow receiver make the workers overlap for sure.
+        self.httpd.delay = 0.05
+        workers = [threading.Thread(target=worker, name=f"w{n}") for n in (1, 2)]
+        with (
+            patch.object(event_model, "_send", recording_send),
+            patch.object(webhook_event_module, "BATCH_SIZE", 3),
+            # Tests run while the loading thread holds the registry lock; the
+            # workers only look the loaded registry up (HttpCase does the same).
+            patch.object(Registry, "_lock", DummyRLock()),
+        ):
+            for thread in workers:
+                thread.start()
+            for thread in workers:
+                thread.join(timeout=60)
+        self.assertFalse(errors)
+        self.assertFalse(any(thread.is_alive() for thread in workers))
+
+        received = collections.Counter(
+            headers["X-Fusion-Event-Id"] for headers, _body in self.httpd.received
+        )
+        self.assertEqual(received, dict.fromkeys(event_ids, 1))
+        self.assertEqual(set(sent_by), {"w1", "w2"}, "both workers delivered")
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT state, attempts, count(*) FROM fusion_billing_webhook_event"
+                " WHERE service_id = %s GROUP BY state, attempts",
+                (service_id,),
+            )
+            self.assertEqual(cr.fetchall(), [("delivered", 1, self.EVENTS)])
+
+    def _delete_committed(self, service_id):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            service = env["fusion.billing.service"].browse(service_id)
+            user = service.user_id
+            partner = user.partner_id
+            service.unlink()
+            user.unlink()
+            partner.unlink()
+            env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, False)
