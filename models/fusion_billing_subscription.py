@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from markupsafe import Markup
 
-from odoo import Command, _, api, fields, models, modules
+from odoo import Command, api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..core import charges, periods
 from ..core.money import round_money, to_decimal
@@ -20,7 +21,7 @@ STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
 # Subscriptions claimed, rated and committed together by the rating cron.
 RATING_BATCH_SIZE = 200
 FIXED_FEE = "fixed_fee"
-RATEABLE_WHERE = "state = 'active' AND next_invoice_date IS NOT NULL"
+RATEABLE = SQL("state = 'active' AND next_invoice_date IS NOT NULL")
 
 # One pass over the usage of a whole batch: each row of the unnest is one
 # (subscription, metric, window). The WHERE clause (the batch's subscriptions
@@ -159,7 +160,6 @@ class FusionBillingSubscription(models.Model):
         help="Usage of the open period per charge, priced as the cron would.",
     )
     estimated_amount = fields.Monetary(
-        string="Estimated Amount",
         compute="_compute_usage_estimate",
         currency_field="currency_id",
         help="Untaxed amount of the open period so far: usage charges plus the fixed "
@@ -210,7 +210,7 @@ class FusionBillingSubscription(models.Model):
         for subscription in self:
             if subscription.plan_id.service_id != subscription.service_id:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Plan %(plan)s is not a plan of service %(service)s.",
                         plan=subscription.plan_id.display_name,
                         service=subscription.service_id.display_name,
@@ -279,11 +279,14 @@ class FusionBillingSubscription(models.Model):
         """The rating cycle to work on: the unfinished one, else a new one."""
         self.flush_model(["state", "next_invoice_date", "rating_cycle"])
         self.env.cr.execute(
-            f"""
-            SELECT COALESCE(MIN(rating_cycle), 0), COALESCE(MAX(rating_cycle), 0)
-              FROM fusion_billing_subscription
-             WHERE {RATEABLE_WHERE}
-            """
+            SQL(
+                """
+                SELECT COALESCE(MIN(rating_cycle), 0), COALESCE(MAX(rating_cycle), 0)
+                  FROM fusion_billing_subscription
+                 WHERE %s
+                """,
+                RATEABLE,
+            )
         )
         lowest, highest = self.env.cr.fetchone()
         return highest if lowest < highest else highest + 1
@@ -292,11 +295,14 @@ class FusionBillingSubscription(models.Model):
     def _rating_due_count(self, cycle):
         self.flush_model(["state", "next_invoice_date", "rating_cycle"])
         self.env.cr.execute(
-            f"""
-            SELECT COUNT(*) FROM fusion_billing_subscription
-             WHERE {RATEABLE_WHERE} AND COALESCE(rating_cycle, 0) < %s
-            """,
-            (cycle,),
+            SQL(
+                """
+                SELECT COUNT(*) FROM fusion_billing_subscription
+                 WHERE %s AND COALESCE(rating_cycle, 0) < %s
+                """,
+                RATEABLE,
+                cycle,
+            )
         )
         return self.env.cr.fetchone()[0]
 
@@ -306,14 +312,18 @@ class FusionBillingSubscription(models.Model):
         skipping those another worker holds."""
         self.flush_model(["state", "next_invoice_date", "rating_cycle"])
         self.env.cr.execute(
-            f"""
-            SELECT id FROM fusion_billing_subscription
-             WHERE {RATEABLE_WHERE} AND COALESCE(rating_cycle, 0) < %s
-             ORDER BY id
-             LIMIT %s
-               FOR UPDATE SKIP LOCKED
-            """,
-            (cycle, batch_size),
+            SQL(
+                """
+                SELECT id FROM fusion_billing_subscription
+                 WHERE %s AND COALESCE(rating_cycle, 0) < %s
+                 ORDER BY id
+                 LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                RATEABLE,
+                cycle,
+                batch_size,
+            )
         )
         return self.browse([row[0] for row in self.env.cr.fetchall()])
 
@@ -470,7 +480,7 @@ class FusionBillingSubscription(models.Model):
                 RatedLine(
                     key=FIXED_FEE,
                     product=plan.product_id,
-                    title=_("%(plan)s fixed fee", plan=plan.name),
+                    title=self.env._("%(plan)s fixed fee", plan=plan.name),
                     quantity=Decimal(1),
                     amount=round_money(to_decimal(plan.base_price), rounding),
                 )
@@ -480,7 +490,9 @@ class FusionBillingSubscription(models.Model):
     def _period_text(self):
         """The open period as the customer reads it (end date inclusive)."""
         last_day = self._period_end() - timedelta(days=1)
-        return _("%(start)s to %(end)s", start=self._period_start(), end=last_day)
+        return self.env._(
+            "%(start)s to %(end)s", start=self._period_start(), end=last_day
+        )
 
     def _prepare_invoice_values(self, rated_lines):
         """The open period's new invoice: one line per non-zero rated line.
@@ -675,12 +687,20 @@ class FusionBillingSubscription(models.Model):
             "<table class='table table-sm o_fusion_usage'><thead><tr>"
             "<th>%s</th><th class='text-end'>%s</th><th>%s</th>"
             "<th class='text-end'>%s</th></tr></thead><tbody>%s</tbody></table>"
-        ) % (_("Charge"), _("Usage"), _("Pricing"), _("Amount"), rows)
+        ) % (
+            self.env._("Charge"),
+            self.env._("Usage"),
+            self.env._("Pricing"),
+            self.env._("Amount"),
+            rows,
+        )
 
     def action_activate(self):
         for subscription in self:
             if subscription.state != "draft":
-                raise UserError(_("Only draft subscriptions can be activated."))
+                raise UserError(
+                    self.env._("Only draft subscriptions can be activated.")
+                )
             subscription.write(
                 {
                     "state": "active",
