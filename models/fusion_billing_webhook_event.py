@@ -184,6 +184,7 @@ class FusionBillingWebhookEvent(models.Model):
             [
                 ("state", "=", "pending"),
                 ("next_attempt_at", "<=", fields.Datetime.now()),
+                ("service_id.webhook_url", "!=", False),
             ]
         )
 
@@ -193,6 +194,7 @@ class FusionBillingWebhookEvent(models.Model):
         another worker has locked; the attempt is counted now, before the call."""
         now = fields.Datetime.now()
         self.flush_model()
+        self.env["fusion.billing.service"].flush_model(["webhook_url"])
         # A savepoint, so that a serialization failure leaves the transaction
         # usable for the caller to commit and start afresh.
         with self.env.cr.savepoint(flush=False):
@@ -207,12 +209,15 @@ class FusionBillingWebhookEvent(models.Model):
                            write_uid = %(uid)s,
                            write_date = %(now)s
                      WHERE id IN (
-                           SELECT id
-                             FROM fusion_billing_webhook_event
-                            WHERE state = 'pending' AND next_attempt_at <= %(now)s
-                            ORDER BY next_attempt_at, id
+                           SELECT e.id
+                             FROM fusion_billing_webhook_event e
+                             -- Events of a service without URL wait for one.
+                             JOIN fusion_billing_service s
+                               ON s.id = e.service_id AND s.webhook_url != ''
+                            WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
+                            ORDER BY e.next_attempt_at, e.id
                             LIMIT %(limit)s
-                              FOR UPDATE SKIP LOCKED)
+                              FOR UPDATE OF e SKIP LOCKED)
                  RETURNING id
                     """,
                     now=now,

@@ -182,6 +182,18 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         self._deliver()
         self.assertEqual(len(self._received(event.event_id)), 1, "sent only once")
 
+    def test_events_wait_for_a_webhook_url(self):
+        """Billing events of a service without URL are kept, not burnt through
+        their attempts, and go out once the URL is set."""
+        self.service.webhook_url = False
+        event = self._queue()
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "pending", "attempts": 0}])
+        self.service.webhook_url = self.url
+        self._deliver()
+        self.assertRecordValues(event, [{"state": "delivered", "attempts": 1}])
+        self.assertEqual(len(self._received(event.event_id)), 1)
+
     def test_real_cron_job_delivers(self):
         """The scheduled action itself, run as the scheduler would (its own cursor,
         progress reports and commits, all inside the test transaction)."""
