@@ -88,13 +88,14 @@ class Reply(NamedTuple):
 def error_response(
     code: str, message: str, http_status: int, results: list | None = None
 ) -> Reply:
-    """Build the JSON error envelope of SPEC §4 (``results``: per-item outcomes)."""
+    """Build the JSON error envelope of SPEC §4. ``results`` holds the per-item
+    outcomes; it is empty when the request was refused as a whole, so that every
+    error has the same shape."""
     body: dict[str, Any] = {
         "status": "error",
         "error": {"code": code, "message": message},
+        "results": results or [],
     }
-    if results is not None:
-        body["results"] = results
     return Reply(http_status, body)
 
 
@@ -673,10 +674,11 @@ def error_schema(
     """Schema of every error answer of a batch route."""
     return {
         "title": title,
-        "description": "Any error answer. all_rejected also carries the counts and"
-        " the per-item results (in request order); other errors carry neither.",
+        "description": "Any error answer. results holds the per-item outcomes in"
+        " request order; it is empty when the request was refused as a whole."
+        " all_rejected also carries the counts.",
         "type": "object",
-        "required": ["status", "error"],
+        "required": ["status", "error", "results"],
         "properties": {
             "status": {"const": "error"},
             "error": error_detail_schema(codes),

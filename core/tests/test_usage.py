@@ -158,6 +158,7 @@ def test_error_response_shape():
     assert reply_body == {
         "status": "error",
         "error": {"code": "unauthenticated", "message": "no key"},
+        "results": [],
     }
     with_results = usage.error_response("all_rejected", "none", 400, results=[])
     assert with_results.body["results"] == []
