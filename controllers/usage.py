@@ -57,9 +57,9 @@ def authenticated_service():
     match = _BEARER.fullmatch(header)
     if not match:
         return None
-    service = (
-        request.env["fusion.billing.service"].sudo()._authenticate_bearer(match[1])
-    )
+    # No sudo: the check reads the key table with plain SQL; rights are only
+    # raised once the key is known, scoped to its service.
+    service = request.env["fusion.billing.service"]._authenticate_bearer(match[1])
     return service or None
 
 
