@@ -4,7 +4,7 @@ import re
 from collections import OrderedDict
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
@@ -241,6 +241,29 @@ class FusionBillingService(models.Model):
                     "group_ids": [Command.set(self.env.ref("base.group_portal").ids)],
                 }
             )
+        )
+
+    def generate_api_key(self, name, expiration_date=False):
+        """Issue an API key of this service and return it. Only its hash is
+        stored, so the caller sees it once. For billing managers, from the form
+        or over RPC (e.g. to provision an app).
+
+        :param str name: where the key is used
+        :param datetime expiration_date: when the key stops working; none: never
+        :return: the key
+        """
+        self.ensure_one()
+        self.check_access("write")
+        expiration_date = fields.Datetime.to_datetime(expiration_date)
+        if expiration_date and expiration_date <= fields.Datetime.now():
+            raise UserError(self.env._("The expiration date must be in the future."))
+        self._ensure_technical_user()
+        # _generate issues the key to the current user: run it as the service's.
+        return (
+            self.env["res.users.apikeys"]
+            .with_user(self.user_id)
+            .sudo()
+            ._generate(API_KEY_SCOPE, name, expiration_date)
         )
 
     @api.model

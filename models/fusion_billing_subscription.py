@@ -695,19 +695,30 @@ class FusionBillingSubscription(models.Model):
             rows,
         )
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        subscriptions = super().create(vals_list)
+        subscriptions._schedule_first_period()
+        return subscriptions
+
+    def write(self, vals):
+        result = super().write(vals)
+        if vals.get("state") == "active":
+            self._schedule_first_period()
+        return result
+
+    def _schedule_first_period(self):
+        """An active subscription is rated up to its next invoice date: one made
+        active without it (by the API, an import) gets its first period's end."""
+        for subscription in self.filtered(
+            lambda s: s.state == "active" and not s.next_invoice_date
+        ):
+            subscription.next_invoice_date = subscription._first_period_end()
+
     def action_activate(self):
-        for subscription in self:
-            if subscription.state != "draft":
-                raise UserError(
-                    self.env._("Only draft subscriptions can be activated.")
-                )
-            subscription.write(
-                {
-                    "state": "active",
-                    "next_invoice_date": subscription.next_invoice_date
-                    or subscription._first_period_end(),
-                }
-            )
+        if self.filtered(lambda s: s.state != "draft"):
+            raise UserError(self.env._("Only draft subscriptions can be activated."))
+        self.write({"state": "active"})
         return True
 
     def action_close(self):

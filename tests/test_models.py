@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from psycopg2 import IntegrityError
 
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -80,6 +80,19 @@ class TestDataModel(FusionBillingCase):
         self.assertEqual(self.subscription_a.state, "active")
         self.assertEqual(str(self.subscription_a.next_invoice_date), "2026-02-01")
 
+    def test_subscription_created_active_gets_its_first_period(self):
+        subscription = self.env["fusion.billing.subscription"].create(
+            {
+                "service_id": self.service.id,
+                "partner_id": self.partner_b.id,
+                "plan_id": self.plan.id,
+                "external_ref": "sub_direct",
+                "start_date": "2026-01-31",
+                "state": "active",
+            }
+        )
+        self.assertEqual(str(subscription.next_invoice_date), "2026-02-28")
+
     def test_subscription_ref_unique_per_service(self):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self._create_subscription(
@@ -141,6 +154,23 @@ class TestAccessRights(FusionBillingCase):
             service.write({"reconciliation_tolerance": 100})
         with self.assertRaises(AccessError):
             self.plan.with_user(self.billing_user).write({"base_price": 1})
+
+    def test_manager_generates_api_key_that_authenticates_its_service(self):
+        key = self.service.with_user(self.billing_manager).generate_api_key("ci")
+        Service = self.env["fusion.billing.service"]
+        self.assertEqual(Service._authenticate_bearer(key), self.service)
+        other = self._create_service("Other", "other")
+        self.assertNotEqual(Service._authenticate_bearer(key), other)
+        tampered = key[:-1] + ("1" if key.endswith("0") else "0")
+        self.assertFalse(Service._authenticate_bearer(tampered))
+
+    def test_user_cannot_generate_api_keys(self):
+        with self.assertRaises(AccessError):
+            self.service.with_user(self.billing_user).generate_api_key("nope")
+
+    def test_api_key_expiry_must_be_in_the_future(self):
+        with self.assertRaises(UserError):
+            self.service.generate_api_key("old", "2020-01-01 00:00:00")
 
     def test_user_cannot_read_secrets(self):
         service = self.service.with_user(self.billing_user)

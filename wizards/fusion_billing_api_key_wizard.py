@@ -1,8 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import fields, models
-from odoo.exceptions import UserError
-
-from ..models.fusion_billing_service import API_KEY_SCOPE
 
 
 class FusionBillingApiKeyWizard(models.TransientModel):
@@ -21,16 +18,7 @@ class FusionBillingApiKeyWizard(models.TransientModel):
         """Issue the key to the service's technical user and show it once, the way
         Odoo's own API key wizard does: only its hash is stored."""
         self.ensure_one()
-        if self.expiration_date and self.expiration_date <= fields.Datetime.now():
-            raise UserError(self.env._("The expiration date must be in the future."))
-        service = self.service_id
-        service._ensure_technical_user()
-        key = (
-            self.env["res.users.apikeys"]
-            .with_user(service.user_id)
-            .sudo()
-            ._generate(API_KEY_SCOPE, self.name, self.expiration_date)
-        )
+        key = self.service_id.generate_api_key(self.name, self.expiration_date)
         self.unlink()
         return {
             "type": "ir.actions.act_window",
