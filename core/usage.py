@@ -471,12 +471,79 @@ def _echo_key(key: object) -> str | None:
 
 def validate_event(item: object) -> UsageEvent | dict[str, Any]:
     """Return a UsageEvent, or an ``invalid_event`` result naming the bad fields."""
+    event = _plain_event(item)
+    if event is not None:
+        return event
     try:
         values = EVENT_FIELDS.validate(item)
     except FieldError as exc:
         key = item.get("idempotency_key") if type(item) is dict else None
         return rejected(key, INVALID_EVENT, str(exc))
     return UsageEvent(**values)
+
+
+# The shape of nearly every event apps send, checked in a few C-level matches.
+_PLAIN_TEXT = re.compile(f"[^{_CONTROL_CLASS}\ud800-\udfff]{{1,255}}")
+_PLAIN_TIMESTAMP = re.compile(
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "(?:\\.[0-9]{3}|\\.[0-9]{6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_TEXT_FIELDS = ("idempotency_key", "subscription", "customer", "metric")
+_PROPERTIES = JsonObject()
+
+
+def _plain_event(item: object) -> UsageEvent | None:
+    """The event, when it has the common shape; None sends it through the field
+    specs, which decide (and explain) everything else.
+
+    Only a subset of what the specs accept passes here, converted the same way:
+    the engine tests check both paths agree. It is what keeps validation a small
+    part of a 1000-event request.
+    """
+    if type(item) is not dict or not item.keys() <= EVENT_FIELDS._names:
+        return None
+    for name in _TEXT_FIELDS:
+        value = item.get(name)
+        if type(value) is not str or _PLAIN_TEXT.fullmatch(value) is None:
+            return None
+    quantity = item.get("quantity", 1)
+    kind = type(quantity)
+    if kind is int:
+        if not 0 <= quantity <= MAX_QUANTITY:
+            return None
+        quantity = Decimal(quantity)
+    elif kind is float:
+        if not 0 <= quantity <= MAX_QUANTITY:  # also false for NaN
+            return None
+        quantity = Decimal(repr(quantity + 0.0))
+    else:
+        return None
+    timestamp = item.get("timestamp")
+    if type(timestamp) is not str or _PLAIN_TIMESTAMP.fullmatch(timestamp) is None:
+        return None
+    if timestamp[-1] == "Z":
+        timestamp = timestamp[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(timestamp).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+    properties = item.get("properties", _MISSING)
+    if properties is _MISSING:
+        properties = {}
+    else:
+        try:
+            _PROPERTIES.check(properties)
+        except FieldError:
+            return None
+    return UsageEvent(
+        item["idempotency_key"],
+        item["subscription"],
+        item["customer"],
+        item["metric"],
+        quantity,
+        moment,
+        properties,
+    )
 
 
 def check_timestamp(ts: datetime, period_start: datetime, now: datetime) -> str | None:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import usage
@@ -526,3 +526,88 @@ def test_event_schema_lists_every_field():
     assert usage.EVENT_SCHEMA["properties"]["quantity"]["default"] == 1
     assert usage.EVENT_SCHEMA["additionalProperties"] is False
     json.dumps(usage.REQUEST_SCHEMA, allow_nan=False)
+
+
+# --- The plain-event fast path agrees with the field specs ------------------------
+
+_text_values = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(
+        ["evt-1", "sub_42", "", "a" * 255, "a" * 256, "x\u0000y", "\u00e9"]
+    ),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+)
+_timestamps = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).flatmap(
+        lambda moment: st.sampled_from(
+            [
+                moment.isoformat() + "Z",
+                moment.isoformat() + "+05:30",
+                moment.isoformat(timespec="milliseconds") + "-23:59",
+                moment.isoformat(timespec="seconds") + "z",
+                moment.isoformat(timespec="seconds"),
+                moment.isoformat(timespec="seconds").replace("T", "t") + "Z",
+            ]
+        )
+    ),
+    st.sampled_from(
+        [
+            "2026-02-30T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:60Z",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00.1234567Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-01:00",
+        ]
+    ),
+    st.integers(),
+)
+_quantities = st.one_of(
+    st.integers(min_value=-5, max_value=10**16),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, 10**15, 10**15 + 1, 1e15, -0.0, True, None, "3"]),
+)
+_properties = st.one_of(
+    st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=5))),
+    st.sampled_from([{"k": "a\u0000"}, {"k": float("nan")}, [], "x", None]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    key=_text_values,
+    subscription=_text_values,
+    quantity=_quantities,
+    timestamp=_timestamps,
+    properties=_properties,
+    omit=st.sets(st.sampled_from(["quantity", "properties", "customer"])),
+    extra=st.booleans(),
+)
+def test_plain_event_path_agrees_with_the_field_specs(  # noqa: PLR0917
+    key, subscription, quantity, timestamp, properties, omit, extra
+):
+    item = {
+        "idempotency_key": key,
+        "subscription": subscription,
+        "customer": "cus_1",
+        "metric": "api_calls",
+        "quantity": quantity,
+        "timestamp": timestamp,
+        "properties": properties,
+    }
+    for name in omit:
+        del item[name]
+    if extra:
+        item["quantiy"] = 1
+    fast = usage._plain_event(item)
+    if fast is None:
+        return
+    try:
+        expected = usage.UsageEvent(**usage.EVENT_FIELDS.validate(item))
+    except usage.FieldError as error:
+        pytest.fail(f"fast path accepted what the specs refuse: {error}")
+    assert fast == expected
+    assert fast.timestamp.tzinfo == timezone.utc
