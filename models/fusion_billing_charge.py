@@ -89,8 +89,10 @@ class FusionBillingCharge(models.Model):
 
     @api.constrains("charge_model", "tier_ids")
     def _check_tiers(self):
+        # A ladder is checked once it has tiers, so a charge can be created first
+        # and its tiers after it (over RPC, say); rating refuses an empty ladder.
         for charge in self.filtered(
-            lambda c: c.charge_model in ("graduated", "volume")
+            lambda c: c.charge_model in charges.TIERED_MODELS and c.tier_ids
         ):
             try:
                 charges.validate_tiers(charge._engine_charge().tiers)

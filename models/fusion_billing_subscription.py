@@ -199,7 +199,16 @@ class FusionBillingSubscription(models.Model):
                 subscription.usage_summary = False
                 subscription.estimated_amount = 0.0
                 continue
-            rated_lines = subscription._prepare_rated_lines(quantities)
+            try:
+                rated_lines = subscription._prepare_rated_lines(quantities)
+            except ValueError as error:
+                # A charge still being configured (e.g. tiers not added yet): say
+                # so on the form instead of failing to open it.
+                subscription.usage_summary = Markup(
+                    "<p class='text-danger'>%s</p>"
+                ) % self.env._("The current period cannot be priced: %s", error)
+                subscription.estimated_amount = 0.0
+                continue
             subscription.usage_summary = subscription._usage_summary_html(rated_lines)
             subscription.estimated_amount = float(
                 sum((line.amount for line in rated_lines), Decimal(0))

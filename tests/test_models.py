@@ -5,6 +5,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from ..core import charges
 from .common import FusionBillingCase
 
 
@@ -75,6 +76,20 @@ class TestDataModel(FusionBillingCase):
         )
         engine_charge = charge._engine_charge()
         self.assertEqual([tier.up_to for tier in engine_charge.tiers], [10, None])
+
+    def test_tiers_can_be_added_after_the_charge(self):
+        charge = self._create_charge(self.plan, self.metric_storage, "graduated")
+        Tier = self.env["fusion.billing.charge.tier"]
+        Tier.create({"charge_id": charge.id, "up_to": 10, "unit_price": 2})
+        Tier.create({"charge_id": charge.id, "up_to": 0, "unit_price": 1})
+        # 10 units at 2 + 5 units at 1
+        self.assertEqual(charges.price(charge._engine_charge(), 15), 25)
+
+    def test_form_estimate_explains_a_charge_without_tiers(self):
+        self._create_charge(self.plan, self.metric_storage, "volume")
+        self.subscription_a.invalidate_recordset(["usage_summary"])
+        self.assertIn("cannot be priced", self.subscription_a.usage_summary)
+        self.assertEqual(self.subscription_a.estimated_amount, 0)
 
     def test_subscription_activation_sets_first_period(self):
         self.assertEqual(self.subscription_a.state, "active")
