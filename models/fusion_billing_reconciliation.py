@@ -9,7 +9,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..core import reconciliation
-from ..core.money import to_decimal
+from ..core.money import round_money, to_decimal
 from .account_move import RECONCILED_MOVE_TYPES
 
 STATUSES = [
@@ -504,12 +504,13 @@ class FusionBillingReconciliation(models.Model):
     def _write_odoo_amounts(self, groups):
         unlinked = self._unlinked_amount_groups()
         for row in self:
-            amounts = dict.fromkeys(AMOUNT_FIELDS, 0.0)
+            # Summed exactly, rounded once to the row's currency.
+            amounts = dict.fromkeys(AMOUNT_FIELDS, Decimal(0))
             invoice_count = 0
             for group in groups.get(
                 (row.service_id.id, row.partner_id.id, row.period), ()
             ):
-                amount = row._convert(group)
+                amount = to_decimal(row._convert(group))
                 if group.one_off:
                     amounts["odoo_amount_one_off"] += amount
                 else:
@@ -523,13 +524,17 @@ class FusionBillingReconciliation(models.Model):
             for group in unlinked.get(
                 (row.company_id.id, row.partner_id.id, row.period), ()
             ):
-                amounts["unlinked_amount"] += row._convert(group)
+                amounts["unlinked_amount"] += to_decimal(row._convert(group))
             # Write only what changed: an unchanged amount must not reopen a
             # resolved row nor add tracking noise.
+            rounding = to_decimal(row.currency_id.rounding)
+            rounded = {
+                name: round_money(amount, rounding) for name, amount in amounts.items()
+            }
             changed = {
-                name: row.currency_id.round(amount)
-                for name, amount in amounts.items()
-                if row.currency_id.compare_amounts(amount, row[name])
+                name: float(amount)
+                for name, amount in rounded.items()
+                if amount != to_decimal(row[name])
             }
             if invoice_count != row.odoo_invoice_count:
                 changed["odoo_invoice_count"] = invoice_count
