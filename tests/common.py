@@ -32,7 +32,7 @@ class FusionBillingCase(AccountTestInvoicingCommon):
             login="fb_manager",
             groups="base.group_user,fusion_billing.group_fusion_billing_manager",
         )
-        cls.service = cls._create_service("NexaCloud", "nexacloud")
+        cls.service = cls._create_service("Test Cloud", "fb_test_cloud")
         cls.metric_calls = cls._create_metric(cls.service, "api_calls", "sum")
         cls.metric_storage = cls._create_metric(cls.service, "storage_gb", "max")
         cls.metric_requests = cls._create_metric(cls.service, "requests", "count")

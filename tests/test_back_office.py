@@ -18,7 +18,7 @@ class TestApiKeyFlow(HttpCase):
             groups="base.group_user,fusion_billing.group_fusion_billing_manager",
         )
         cls.service = cls.env["fusion.billing.service"].create(
-            {"name": "Tour Cloud", "code": "tourcloud"}
+            {"name": "Tour Cloud", "code": "fb_tour_cloud"}
         )
 
     def test_generate_key_from_service_form(self):

@@ -20,14 +20,14 @@ class TestDataModel(FusionBillingCase):
 
     def test_service_code_is_unique(self):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
-            self._create_service("Copy", "nexacloud")
+            self._create_service("Copy", "fb_test_cloud")
 
     def test_service_code_format(self):
         with self.assertRaises(ValidationError):
             self._create_service("Bad", "Nexa Cloud")
 
     def test_metric_code_unique_per_service_only(self):
-        other = self._create_service("Other", "other")
+        other = self._create_service("Other", "fb_test_other")
         self._create_metric(other, "api_calls", "sum")
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self._create_metric(self.service, "api_calls", "sum")
@@ -55,7 +55,7 @@ class TestDataModel(FusionBillingCase):
         self.assertTrue(self.charge_calls._fields["currency_id"].required)
 
     def test_charge_metric_must_belong_to_plan_service(self):
-        other = self._create_service("Other", "other")
+        other = self._create_service("Other", "fb_test_other")
         foreign_metric = self._create_metric(other, "api_calls", "sum")
         with self.assertRaises(ValidationError):
             self._create_charge(self.plan, foreign_metric, "standard", unit_price=1)
@@ -119,7 +119,7 @@ class TestDataModel(FusionBillingCase):
             )
 
     def test_subscription_plan_must_belong_to_service(self):
-        other = self._create_service("Other", "other")
+        other = self._create_service("Other", "fb_test_other")
         with self.assertRaises(ValidationError):
             self._create_subscription(
                 other,
@@ -164,7 +164,7 @@ class TestDataModel(FusionBillingCase):
 class TestAccessRights(FusionBillingCase):
     def test_user_reads_but_cannot_configure(self):
         service = self.service.with_user(self.billing_user)
-        self.assertEqual(service.name, "NexaCloud")
+        self.assertEqual(service.name, "Test Cloud")
         with self.assertRaises(AccessError):
             service.write({"reconciliation_tolerance": 100})
         with self.assertRaises(AccessError):
@@ -174,7 +174,7 @@ class TestAccessRights(FusionBillingCase):
         key = self.service.with_user(self.billing_manager).generate_api_key("ci")
         Service = self.env["fusion.billing.service"]
         self.assertEqual(Service._authenticate_bearer(key), self.service)
-        other = self._create_service("Other", "other")
+        other = self._create_service("Other", "fb_test_other")
         self.assertNotEqual(Service._authenticate_bearer(key), other)
         tampered = key[:-1] + ("1" if key.endswith("0") else "0")
         self.assertFalse(Service._authenticate_bearer(tampered))

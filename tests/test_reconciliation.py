@@ -567,7 +567,7 @@ class TestReconciliationApi(ReconciliationCase, HttpCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.api_key = cls._api_key(cls.service)
-        cls.other_service = cls._create_service("Other", "other")
+        cls.other_service = cls._create_service("Other", "fb_test_other")
         cls._create_customer(cls.other_service, cls.partner_b, "cus_other")
         cls.other_key = cls._api_key(cls.other_service)
 

@@ -53,7 +53,7 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         cls.key = generate_key(cls.env, cls.service, cls.billing_manager)
         cls.now = datetime.now(timezone.utc).replace(microsecond=0)
         # A second service reusing the same references: isolation must hold.
-        cls.service_b = cls._create_service("Other App", "otherapp")
+        cls.service_b = cls._create_service("Other App", "fb_test_otherapp")
         cls.metric_b = cls._create_metric(cls.service_b, "api_calls", "sum")
         cls.plan_b = cls.env["fusion.billing.plan"].create(
             {"service_id": cls.service_b.id, "name": "B", "code": "b"}
