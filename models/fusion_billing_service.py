@@ -125,6 +125,29 @@ class FusionBillingService(models.Model):
         help="The service is ready to cut over once this many consecutive periods, "
         "up to the latest one, have every customer matched or resolved.",
     )
+    grace_period_hours = fields.Integer(
+        default=1,
+        tracking=True,
+        help="A period whose end has passed stays open this many hours: late events "
+        "dated in it are still accepted and rated into its invoice. Then it is rated "
+        "a last time and closed.",
+    )
+    late_usage_policy = fields.Selection(
+        [("reject", "Reject"), ("adjust", "Adjust on the next invoice")],
+        required=True,
+        default="reject",
+        tracking=True,
+        help="Events dated in a period already closed. Reject: refused. Adjust: "
+        "accepted (up to the late usage days) and billed on the next invoice as an "
+        "adjustment of the closed period; cancellations of such events are credited "
+        "the same way.",
+    )
+    late_usage_days = fields.Integer(
+        default=35,
+        tracking=True,
+        help="With the Adjust policy, how old (counted from now back to the event's "
+        "timestamp) a late event or a cancellation may be.",
+    )
     customer_ids = fields.One2many("fusion.billing.customer", "service_id")
     metric_ids = fields.One2many("fusion.billing.metric", "service_id")
     plan_ids = fields.One2many("fusion.billing.plan", "service_id")
@@ -141,6 +164,12 @@ class FusionBillingService(models.Model):
     )
     _webhook_max_attempts_positive = models.Constraint(
         "CHECK(webhook_max_attempts > 0)", "Maximum attempts must be at least 1."
+    )
+    _grace_period_hours_positive = models.Constraint(
+        "CHECK(grace_period_hours >= 0)", "The grace period cannot be negative."
+    )
+    _late_usage_days_positive = models.Constraint(
+        "CHECK(late_usage_days >= 0)", "Late usage days cannot be negative."
     )
 
     @api.depends("user_id")

@@ -133,6 +133,14 @@ class FusionBillingSubscription(models.Model):
         help="End (exclusive) of the open billing period: when it passes, the period "
         "is rated a last time and closed.",
     )
+    end_date = fields.Date(
+        copy=False,
+        tracking=True,
+        help="End of the subscription (exclusive, 00:00 UTC); may be in the future. "
+        "The last period ends on it, usage at or after it is refused, and once it "
+        "and the grace period have passed the last period is invoiced and the "
+        "subscription closed.",
+    )
     invoice_ids = fields.One2many(
         "account.move", "fusion_subscription_id", string="Invoices", readonly=True
     )
@@ -169,6 +177,10 @@ class FusionBillingSubscription(models.Model):
     _external_ref_unique = models.Constraint(
         "UNIQUE(service_id, external_ref)",
         "A subscription with this external reference already exists for the service.",
+    )
+    _end_after_start = models.Constraint(
+        "CHECK(end_date IS NULL OR end_date > start_date)",
+        "The end date must be after the start date.",
     )
     _period_order = models.Constraint(
         "CHECK(next_invoice_date IS NULL OR "

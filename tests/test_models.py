@@ -26,6 +26,25 @@ class TestDataModel(FusionBillingCase):
         with self.assertRaises(ValidationError):
             self._create_service("Bad", "Nexa Cloud")
 
+    def test_service_period_lifecycle_defaults_and_bounds(self):
+        self.assertEqual(self.service.grace_period_hours, 1)
+        self.assertEqual(self.service.late_usage_policy, "reject")
+        self.assertEqual(self.service.late_usage_days, 35)
+        for field in ("grace_period_hours", "late_usage_days"):
+            with (
+                self.subTest(field=field),
+                mute_logger("odoo.sql_db"),
+                self.assertRaises(IntegrityError),
+                self.cr.savepoint(),
+            ):
+                self.service.write({field: -1})
+                self.service.flush_recordset()
+
+    def test_subscription_end_date_after_start(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self.subscription_a.end_date = self.subscription_a.start_date
+            self.subscription_a.flush_recordset()
+
     def test_metric_code_unique_per_service_only(self):
         other = self._create_service("Other", "fb_test_other")
         self._create_metric(other, "api_calls", "sum")
