@@ -4,7 +4,7 @@ import re
 from collections import OrderedDict
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
@@ -59,7 +59,8 @@ class FusionBillingService(models.Model):
         copy=False,
         ondelete="restrict",
         help="Inactive-login user that owns the service's API keys. Requests signed "
-        "with its keys only ever reach this service's data.",
+        "with its keys only ever reach this service's data. Created with the service, "
+        "never changed.",
     )
     api_key_ids = fields.One2many(
         "res.users.apikeys",
@@ -157,6 +158,11 @@ class FusionBillingService(models.Model):
     _code_unique = models.Constraint(
         "UNIQUE(code)", "Another service already uses this code."
     )
+    # A key is looked up by its user: a shared user would reach either service.
+    _user_unique = models.UniqueIndex(
+        "(user_id) WHERE user_id IS NOT NULL",
+        "Each service has its own technical user.",
+    )
     _tolerances_positive = models.Constraint(
         "CHECK(reconciliation_tolerance >= 0 "
         "AND reconciliation_tolerance_percent >= 0)",
@@ -238,6 +244,10 @@ class FusionBillingService(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        if any(vals.get("user_id") for vals in vals_list):
+            raise AccessError(
+                self.env._("The technical user of a service is created with it.")
+            )
         services = super().create(vals_list)
         for service in services:
             service._ensure_technical_user()
@@ -246,18 +256,26 @@ class FusionBillingService(models.Model):
         return services
 
     def write(self, vals):
+        # Only the addon sets the technical user (sudo, once): pointing a service
+        # at an existing user would let its keys and archiving reach that user.
+        if "user_id" in vals and (not self.env.su or self.user_id):
+            raise AccessError(
+                self.env._("The technical user of a service cannot be changed.")
+            )
         if "webhook_secret" in vals:
             self._keep_previous_secret()
         result = super().write(vals)
         if "active" in vals:
-            self.user_id.sudo().write({"active": vals["active"]})
+            self.sudo().user_id.filtered("fusion_billing_technical").write(
+                {"active": vals["active"]}
+            )
         return result
 
     def _ensure_technical_user(self):
         self.ensure_one()
         if self.user_id:
             return
-        self.user_id = (
+        self.sudo().user_id = (
             self.env["res.users"]
             .sudo()
             .with_context(no_reset_password=True)
@@ -268,6 +286,7 @@ class FusionBillingService(models.Model):
                     "company_id": self.company_id.id,
                     "company_ids": [Command.set(self.company_id.ids)],
                     "group_ids": [Command.set(self.env.ref("base.group_portal").ids)],
+                    "fusion_billing_technical": True,
                 }
             )
         )

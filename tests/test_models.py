@@ -2,7 +2,7 @@
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..core import charges
@@ -236,3 +236,60 @@ class TestAccessRights(FusionBillingCase):
         ).search([])
         self.assertIn(self.service, visible)
         self.assertNotIn(foreign, visible)
+
+
+@tagged("post_install", "-at_install")
+class TestTechnicalUser(FusionBillingCase):
+    """A billing manager configures services, never Odoo users."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.victim = new_test_user(cls.env, login="fb_victim", groups="base.group_user")
+        cls.Service = cls.env["fusion.billing.service"].with_user(cls.billing_manager)
+
+    def test_manager_cannot_create_a_service_on_an_existing_user(self):
+        with self.assertRaises(AccessError):
+            self.Service.create(
+                {"name": "Hijack", "code": "fb_hijack", "user_id": self.victim.id}
+            )
+        self.assertFalse(self.victim.fusion_billing_service_ids)
+
+    def test_manager_cannot_repoint_a_service(self):
+        service = self.service.with_user(self.billing_manager)
+        technical = service.user_id
+        for target in (self.victim, self.env["fusion.billing.service"].browse()):
+            with self.assertRaises(AccessError):
+                service.write({"user_id": target.id})
+        with self.assertRaises(AccessError):
+            # not even with elevated rights once the service has its user
+            self.service.sudo().write({"user_id": self.victim.id})
+        self.assertEqual(self.service.user_id, technical)
+
+    def test_archiving_reaches_only_the_addon_technical_user(self):
+        service = self.Service.create({"name": "Own", "code": "fb_own"})
+        self.assertTrue(service.user_id.fusion_billing_technical)
+        service.action_archive()
+        self.assertFalse(service.user_id.active)
+        service.action_unarchive()
+        self.assertTrue(service.user_id.active)
+        # A service pointed at a person before user_id was locked must not
+        # archive or re-activate that person.
+        self.env.cr.execute(
+            "UPDATE fusion_billing_service SET user_id = %s WHERE id = %s",
+            [self.victim.id, service.id],
+        )
+        service.invalidate_recordset(["user_id"])
+        service.action_archive()
+        self.assertTrue(self.victim.active)
+        self.victim.sudo().active = False
+        service.action_unarchive()
+        self.assertFalse(self.victim.with_context(active_test=False).active)
+
+    def test_two_services_cannot_share_a_technical_user(self):
+        other = self._create_service("Other", "fb_test_other")
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self.env.cr.execute(
+                "UPDATE fusion_billing_service SET user_id = %s WHERE id = %s",
+                [self.service.user_id.id, other.id],
+            )
