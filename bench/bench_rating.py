@@ -5,11 +5,9 @@
 Prints figures; asserts nothing. Runs inside Odoo (imports odoo), on a throwaway
 database with fusion_billing installed, e.g.:
 
-    export PGPASSWORD=odoo
-    createdb -h 127.0.0.1 -U odoo -T fb_base fb_rating_bench
-    /opt/odoo19/venv/bin/python -m odoo -d fb_rating_bench --db_host 127.0.0.1 \\
-        --db_user odoo --db_password odoo --addons-path /tmp/fbaddons \\
-        -i fusion_billing --stop-after-init
+    createdb fb_rating_bench
+    /opt/odoo19/venv/bin/python -m odoo -d fb_rating_bench \\
+        --addons-path /tmp/fbaddons -i fusion_billing --stop-after-init
     /opt/odoo19/venv/bin/python bench/bench_rating.py -d fb_rating_bench \\
         --addons-path /tmp/fbaddons
 
@@ -59,9 +57,6 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-d", "--database", required=True)
     parser.add_argument("--addons-path", required=True)
-    parser.add_argument("--db-host", default="127.0.0.1")
-    parser.add_argument("--db-user", default="odoo")
-    parser.add_argument("--db-password", default=os.environ.get("PGPASSWORD", "odoo"))
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=2)
@@ -76,12 +71,6 @@ def start_odoo(args):
         [
             "-d",
             args.database,
-            "--db_host",
-            args.db_host,
-            "--db_user",
-            args.db_user,
-            "--db_password",
-            args.db_password,
             "--addons-path",
             args.addons_path,
             "--log-level",

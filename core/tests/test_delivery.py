@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
+import standardwebhooks
+import trustme
 
 from core import delivery, signing, urlguard
-
-trustme = pytest.importorskip("trustme")
 
 HOST = "hooks.test"
 SECRET = signing.generate_secret()
@@ -145,7 +145,6 @@ def test_receiver_gets_exact_body_and_headers(server, client_context):
 
 
 def test_receiver_verifies_with_standardwebhooks(server, client_context):
-    standardwebhooks = pytest.importorskip("standardwebhooks")
     delivery.post(
         server.target(), BODY, _signed_headers(), 5, ssl_context=client_context
     )
