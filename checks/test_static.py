@@ -178,3 +178,20 @@ def test_readme_is_built_from_its_fragments():
     assert (ADDON / "README.md").read_text() == build_readme.build(), (
         "README.md is stale: run python scripts/build_readme.py"
     )
+
+
+@pytest.mark.parametrize(
+    "path", [*sorted((ADDON / "scripts").glob("*.sh")), ADDON / ".ci" / "run"], ids=str
+)
+def test_shell_scripts_parse(path):
+    result = _run("bash", "-n", str(path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_translation_template_is_a_template_of_this_addon():
+    """Up to date is checked in the Odoo tier, where Odoo's exporter runs."""
+    pot = (ADDON / "i18n" / "fusion_billing.pot").read_text(encoding="utf-8")
+    assert "# \t* fusion_billing\n" in pot
+    translated = re.findall(r'^msgstr "(.+)"$', pot, flags=re.M)
+    assert translated == [], "a template carries no translations"
+    assert len(re.findall(r"^msgid ", pot, flags=re.M)) > 100
