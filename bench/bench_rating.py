@@ -28,6 +28,9 @@ as they arrive), deletes the invoices of earlier runs, then measures:
 - a full cron run (``_cron_rate_usage``: claims, aggregation, engine, draft
   invoices, webhook outbox, commit per batch): wall time, subscriptions/s,
   SQL queries per subscription, peak RSS, and the aggregation's share;
+- Odoo itself creating the very same invoices and lines with batched
+  ``account.move.create`` (committing per batch, like the cron), side by side:
+  the cron's speed as a multiple of Odoo's (SPEC: at least 0.7x);
 - a rerun with nothing new (idempotent: same invoice and line counts).
 
 --concurrency N finally deletes the invoices and runs N cron workers at once
@@ -419,6 +422,56 @@ def count_results(registry, service_id):
         return cr.fetchone()
 
 
+def read_invoices_as_values(registry, service_id):
+    """The cron's invoices as the values Odoo's own ``account.move.create`` needs
+    for the same invoices and lines (no fusion fields)."""
+    with registry.cursor() as cr:
+        env = environment(cr)
+        invoices = env["account.move"].search(
+            [("fusion_subscription_id.service_id", "=", service_id)]
+        )
+        return [
+            {
+                "move_type": invoice.move_type,
+                "partner_id": invoice.partner_id.id,
+                "currency_id": invoice.currency_id.id,
+                "journal_id": invoice.journal_id.id,
+                "invoice_line_ids": [
+                    Command.create(
+                        {
+                            "product_id": line.product_id.id,
+                            "name": line.name,
+                            "quantity": line.quantity,
+                            "price_unit": line.price_unit,
+                            "tax_ids": [Command.set(line.tax_ids.ids)],
+                        }
+                    )
+                    for line in invoice.invoice_line_ids
+                ],
+            }
+            for invoice in invoices
+        ]
+
+
+def time_odoo_creating(registry, values_list, batch_size):
+    """Seconds Odoo itself takes to create ``values_list`` with batched
+    ``account.move.create``, committing per batch like the cron; then deletes them."""
+    created = []
+    started = time.perf_counter()
+    for start in range(0, len(values_list), batch_size):
+        with registry.cursor() as cr:
+            moves = environment(cr)["account.move"].create(
+                values_list[start : start + batch_size]
+            )
+            cr.commit()
+            created.extend(moves.ids)
+    seconds = time.perf_counter() - started
+    with registry.cursor() as cr:
+        cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", (created,))
+        cr.commit()
+    return seconds
+
+
 def report_run(label, figures, subscriptions):
     seconds = figures["seconds"]
     print(
@@ -482,6 +535,15 @@ def main():
         first = run_cron(registry, FusionBillingSubscription)
         report_run("cron run", first, len(subscription_ids))
         after_first = count_results(registry, service_id)
+        if scale == 1:
+            values_list = read_invoices_as_values(registry, service_id)
+            odoo_seconds = time_odoo_creating(registry, values_list, RATING_BATCH_SIZE)
+            print(
+                f"  Odoo itself creating the same {len(values_list):,} invoices "
+                f"(account.move.create, {RATING_BATCH_SIZE} a batch): "
+                f"{odoo_seconds:.1f} s; cron speed = "
+                f"{odoo_seconds / first['seconds']:.2f}x Odoo's"
+            )
         rerun = run_cron(registry, FusionBillingSubscription)
         report_run("rerun, nothing new", rerun, len(subscription_ids))
         after_rerun = count_results(registry, service_id)
