@@ -5,6 +5,7 @@ from . import fusion_billing_charge_tier
 from . import fusion_billing_customer
 from . import fusion_billing_metric
 from . import fusion_billing_plan
+from . import fusion_billing_rating
 from . import fusion_billing_reconciliation
 from . import fusion_billing_reconciliation_summary
 from . import fusion_billing_service
