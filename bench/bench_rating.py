@@ -25,9 +25,10 @@ as they arrive), deletes the invoices of earlier runs, then measures:
   same aggregates, and a plain SUM/COUNT GROUP BY (best of 3);
 - the cron's aggregation over the whole book, batch by batch, without the
   invoices (best of 3);
-- a full cron run (``_cron_rate_usage``: claims, aggregation, engine, draft
-  invoices, webhook outbox, commit per batch): wall time, subscriptions/s,
-  SQL queries per subscription, peak RSS, and the aggregation's share;
+- a full cron run (``fusion.billing.rating._cron_rate_usage``: claims,
+  aggregation, engine, draft invoices, webhook outbox, commit per batch): wall
+  time, subscriptions/s, SQL queries per subscription, peak RSS, and the
+  aggregation's share;
 - Odoo itself creating the very same invoices and lines with batched
   ``account.move.create`` (committing per batch, like the cron), side by side:
   the cron's speed as a multiple of Odoo's (SPEC: at least 0.7x);
@@ -43,7 +44,7 @@ import os
 import resource
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.modules.registry import Registry
@@ -52,7 +53,7 @@ from odoo.tools import config
 BENCH_CODE = "bench_rating"
 PERIOD_START = date(2026, 1, 1)
 PERIOD_END = date(2026, 2, 1)
-TODAY = date(2026, 1, 20)  # mid-period: rate, do not close
+NOW = datetime(2026, 1, 20, tzinfo=timezone.utc)  # mid-period: rate, do not close
 SECONDS_IN_PERIOD = (PERIOD_END - PERIOD_START).days * 86400
 
 
@@ -328,8 +329,10 @@ def time_book_aggregation(registry, subscription_ids, batch_size):
             subscriptions = env["fusion.billing.subscription"].browse(subscription_ids)
             subscriptions.mapped("plan_id.charge_ids.metric_id")  # prefetch, untimed
             started = time.perf_counter()
+            rating = env["fusion.billing.rating"]
             for first in range(0, len(subscription_ids), batch_size):
-                subscriptions[first : first + batch_size]._rating_quantities()
+                batch = subscriptions[first : first + batch_size]
+                rating._aggregate([s._open_period() for s in batch], {})
             return time.perf_counter() - started
 
     return best_of(3, measure)
@@ -353,26 +356,26 @@ def reset_peak_rss():
         return False
 
 
-def run_cron(registry, subscription_model_class, workers=1):
+def run_cron(registry, rating_model_class, workers=1):
     """Run the rating cron in ``workers`` threads; return figures."""
     aggregation = {"seconds": 0.0}
-    original = subscription_model_class._rating_quantities
+    original = rating_model_class._aggregate
 
-    def timed(records):
+    def timed(records, billing_periods, errors):
         started = time.perf_counter()
         try:
-            return original(records)
+            return original(records, billing_periods, errors)
         finally:
             aggregation["seconds"] += time.perf_counter() - started
 
-    subscription_model_class._rating_quantities = timed
+    rating_model_class._aggregate = timed
     queries = []
 
     def worker():
         thread = threading.current_thread()
         thread.query_count = 0
         with registry.cursor() as cr:
-            environment(cr)["fusion.billing.subscription"]._cron_rate_usage(today=TODAY)
+            environment(cr)["fusion.billing.rating"]._cron_rate_usage(now=NOW)
             cr.commit()
         queries.append(thread.query_count)
 
@@ -386,7 +389,7 @@ def run_cron(registry, subscription_model_class, workers=1):
         for thread in threads:
             thread.join()
     finally:
-        subscription_model_class._rating_quantities = original
+        rating_model_class._aggregate = original
     elapsed = time.perf_counter() - started
     peak = (
         rss_kib("VmHWM")
@@ -487,9 +490,9 @@ def main():
     args = parse_args()
     registry = start_odoo(args)
     # Importable once the addons path is configured.
-    from odoo.addons.fusion_billing.models.fusion_billing_subscription import (  # noqa: PLC0415
+    from odoo.addons.fusion_billing.models.fusion_billing_rating import (  # noqa: PLC0415
         RATING_BATCH_SIZE,
-        FusionBillingSubscription,
+        FusionBillingRating,
     )
 
     print(
@@ -532,7 +535,7 @@ def main():
         )
         if args.skip_cron:
             continue
-        first = run_cron(registry, FusionBillingSubscription)
+        first = run_cron(registry, FusionBillingRating)
         report_run("cron run", first, len(subscription_ids))
         after_first = count_results(registry, service_id)
         if scale == 1:
@@ -544,7 +547,7 @@ def main():
                 f"{odoo_seconds:.1f} s; cron speed = "
                 f"{odoo_seconds / first['seconds']:.2f}x Odoo's"
             )
-        rerun = run_cron(registry, FusionBillingSubscription)
+        rerun = run_cron(registry, FusionBillingRating)
         report_run("rerun, nothing new", rerun, len(subscription_ids))
         after_rerun = count_results(registry, service_id)
         print(
@@ -556,9 +559,7 @@ def main():
     if args.concurrency > 1 and not args.skip_cron:
         print(f"\n== {args.concurrency} cron workers at once ==")
         reset_invoices(registry, service_id)
-        figures = run_cron(
-            registry, FusionBillingSubscription, workers=args.concurrency
-        )
+        figures = run_cron(registry, FusionBillingRating, workers=args.concurrency)
         report_run(f"{args.concurrency} workers", figures, len(subscription_ids))
         invoices, lines, periods, charge_lines, untaxed = count_results(
             registry, service_id
