@@ -1,3 +1,4 @@
+import decimal
 import doctest
 from decimal import Decimal
 
@@ -5,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core import charges
+from core import charges, money
 from core.charges import GRADUATED, PACKAGE, STANDARD, VOLUME, Charge, Tier
 
 D = Decimal
@@ -273,6 +274,53 @@ def test_amount_is_price_rounded_once(charge, quantity):
     rounded = charges.amount(charge, quantity, CENT)
     assert abs(rounded - exact) <= CENT / 2
     assert rounded == exact.quantize(CENT, rounding="ROUND_HALF_UP")
+
+
+bounded_quantities = st.decimals(
+    min_value=0,
+    max_value=10**15,
+    places=money.QUANTITY_PLACES,
+    allow_nan=False,
+    allow_infinity=False,
+)
+
+
+@given(charges_of_every_model(), bounded_quantities)
+@settings(max_examples=200, deadline=None)
+def test_amount_ignores_the_callers_decimal_context(charge, quantity):
+    """Any quantity within the ingestion bound prices exactly, whatever
+    precision and traps the caller's thread runs with."""
+    expected = charges.amount(charge, quantity, CENT)
+    hostile = decimal.Context(prec=3, traps=[decimal.Inexact, decimal.Rounded])
+    with decimal.localcontext(hostile):
+        assert charges.amount(charge, quantity, CENT) == expected
+        assert charges.describe(charge, quantity, "EUR")
+
+
+@given(
+    st.decimals(min_value=0, max_value=10**15, allow_nan=False, allow_infinity=False)
+)
+@settings(max_examples=300, deadline=None)
+def test_any_stored_quantity_becomes_priceable(quantity):
+    """Usage stored finer than the bound (1 + 5e-324) is rounded to it:
+    pricing never meets an inexact product."""
+    bounded = money.bounded_quantity(quantity)
+    assert bounded.as_tuple().exponent >= -money.QUANTITY_PLACES
+    assert abs(bounded - quantity) <= D(1).scaleb(-money.QUANTITY_PLACES) / 2
+    tiers = (Tier(D("0.1"), "0.123456"), Tier(None, "0.000001", 1))
+    for charge in (
+        Charge(STANDARD, unit_price="0.0125"),
+        Charge(GRADUATED, tiers=tiers),
+    ):
+        charges.amount(charge, bounded, CENT)
+
+
+def test_a_tiny_addend_is_rounded_to_the_bound():
+    # What PostgreSQL's exact NUMERIC sum of the events 1 and 5e-324 gives.
+    stored_sum = D("1." + "0" * 323 + "5")
+    with pytest.raises(decimal.Inexact):
+        charges.amount(Charge(STANDARD, unit_price="0.0125"), stored_sum, CENT)
+    assert money.bounded_quantity(stored_sum) == D("1.000000000000")
 
 
 @given(
