@@ -6,7 +6,11 @@ class ResUsers(models.Model):
     _inherit = "res.users"
 
     fusion_billing_service_ids = fields.One2many(
-        "fusion.billing.service", "user_id", string="Billed Services (API user)"
+        "fusion.billing.service",
+        "user_id",
+        string="Billed Services (API user)",
+        readonly=True,
+        groups="fusion_billing.group_fusion_billing_manager",
     )
     fusion_billing_technical = fields.Boolean(
         string="Fusion Billing Technical User",

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from psycopg2 import IntegrityError
 
+from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
@@ -293,3 +294,66 @@ class TestTechnicalUser(FusionBillingCase):
                 "UPDATE fusion_billing_service SET user_id = %s WHERE id = %s",
                 [self.service.user_id.id, other.id],
             )
+
+
+@tagged("post_install", "-at_install")
+class TestCompanySeparation(FusionBillingCase):
+    """A billing manager of another company neither sees nor touches this
+    company's services, keys or data."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.other_company = cls.env["res.company"].create({"name": "FB Other Co"})
+        cls.foreign_manager = new_test_user(
+            cls.env,
+            login="fb_foreign_manager",
+            groups="base.group_user,fusion_billing.group_fusion_billing_manager",
+            company_id=cls.other_company.id,
+            company_ids=[Command.set(cls.other_company.ids)],
+        )
+        cls.key = cls.service.generate_api_key("production")
+        cls.Keys = cls.env["res.users.apikeys"]
+
+    def _service_keys(self):
+        return self.Keys.sudo().search([("user_id", "=", self.service.user_id.id)])
+
+    def test_foreign_manager_neither_sees_nor_revokes_keys(self):
+        keys = self._service_keys()
+        foreign = self.Keys.with_user(self.foreign_manager)
+        self.assertFalse(foreign.search([("id", "in", keys.ids)]))
+        with self.assertRaises(AccessError):
+            keys.with_user(self.foreign_manager).read(["name"])
+        with self.assertRaises(AccessError):
+            keys.with_user(self.foreign_manager).action_fusion_billing_revoke()
+        self.assertEqual(self._service_keys(), keys)
+        Service = self.env["fusion.billing.service"]
+        self.assertEqual(Service._authenticate_bearer(self.key), self.service)
+
+    def test_foreign_manager_cannot_issue_keys_or_configure(self):
+        service = self.service.with_user(self.foreign_manager)
+        with self.assertRaises(AccessError):
+            service.generate_api_key("stolen")
+        with self.assertRaises(AccessError):
+            service.write({"webhook_url": False})
+        self.assertEqual(len(self._service_keys()), 1)
+
+    def test_own_manager_sees_and_revokes(self):
+        keys = self._service_keys()
+        mine = self.Keys.with_user(self.billing_manager)
+        self.assertEqual(mine.search([("id", "in", keys.ids)]), keys)
+        keys.with_user(self.billing_manager).action_fusion_billing_revoke()
+        self.assertFalse(self._service_keys())
+        Service = self.env["fusion.billing.service"]
+        self.assertFalse(Service._authenticate_bearer(self.key))
+
+    def test_manager_of_both_companies_sees_keys_of_the_active_ones(self):
+        self.foreign_manager.company_ids = [Command.link(self.env.company.id)]
+        keys = self._service_keys()
+        foreign = self.Keys.with_user(self.foreign_manager)
+        only_other = foreign.with_context(allowed_company_ids=self.other_company.ids)
+        self.assertFalse(only_other.search([("id", "in", keys.ids)]))
+        both = foreign.with_context(
+            allowed_company_ids=[self.other_company.id, self.env.company.id]
+        )
+        self.assertEqual(both.search([("id", "in", keys.ids)]), keys)
