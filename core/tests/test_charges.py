@@ -1,6 +1,6 @@
 import decimal
 import doctest
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import assume, given, settings
@@ -150,10 +150,48 @@ def test_zero_quantity_bills_zero_even_with_fees(model):
     assert charges.describe(charge, 0, "EUR") == "0 units"
 
 
-@pytest.mark.parametrize("quantity", [-1, "-0.001", float("nan"), "inf", True])
-def test_invalid_quantities_are_rejected(quantity):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        (-1, "^quantity must not be negative, got -1$"),
+        ("-0.001", "^quantity must not be negative, got -0.001$"),
+        (float("nan"), "^not a finite number"),
+        ("inf", "^not a finite number"),
+        (True, "^not a number"),
+    ],
+)
+def test_invalid_quantities_are_rejected(quantity, message):
+    with pytest.raises(ValueError, match=message):
         charges.price(Charge(STANDARD, unit_price=1), quantity)
+
+
+def test_price_and_describe_ignore_the_callers_decimal_context():
+    """A caller's low precision must not round the exact amount or its text."""
+    standard = Charge(STANDARD, unit_price="0.0125")
+    graduated = Charge(GRADUATED, tiers=(Tier(10000, "0.0125", "0.05"), Tier(None, 1)))
+    volume = Charge(VOLUME, tiers=graduated.tiers)
+    with localcontext() as context:
+        context.prec = 4
+        assert charges.price(standard, 12345) == D("154.3125")
+        assert charges.price(graduated, 12345) == D("2470.05")
+        assert charges.price(volume, "9999.5") == D("125.04375")
+        assert charges.describe(standard, "12345.5", "EUR") == (
+            "12,345.5 units x 0.0125 EUR"
+        )
+        assert charges.describe(graduated, 12345, "EUR") == (
+            "graduated: 10,000 x 0.0125 + 2,345 x 1.00 + fee 0.05 EUR"
+        )
+
+
+def test_tier_values_become_decimals():
+    tier = Tier(100.5, 0.1, 0.2)
+    assert (tier.up_to, tier.unit_price, tier.flat_fee) == (
+        D("100.5"),
+        D("0.1"),
+        D("0.2"),
+    )
+    assert all(type(value) is D for value in (tier.up_to, tier.flat_fee))
+    assert Tier(None, 1).up_to is None
 
 
 def test_float_inputs_are_converted_exactly():
@@ -230,12 +268,16 @@ def test_validate_tiers_accepts_single_unbounded_tier():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"model": "per_seat"}, "unknown charge model"),
+        (
+            {"model": "per_seat"},
+            "^unknown charge model 'per_seat', expected one of standard, package,"
+            " graduated, volume$",
+        ),
         ({"model": STANDARD, "unit_price": -1}, "unit_price must not be negative"),
         ({"model": PACKAGE, "package_price": "-0.01"}, "package_price"),
         ({"model": PACKAGE, "unit_batch": 0}, "unit_batch must be positive"),
         ({"model": PACKAGE, "free_units": -1}, "free_units"),
-        ({"model": GRADUATED}, "at least one tier"),
+        ({"model": GRADUATED}, "^a tiered charge needs at least one tier$"),
         ({"model": VOLUME, "tiers": (Tier(10, 1),)}, "no upper bound"),
     ],
 )
