@@ -418,6 +418,8 @@ class FusionBillingService(models.Model):
     def action_send_test_event(self):
         """Queue a ``service.test`` delivery so an admin can check the receiving end."""
         self.ensure_one()
+        # The event is queued in SQL: only who may configure the service sends one.
+        self.check_access("write")
         self._check_webhook_target()
         event = self.env["fusion.billing.webhook.event"]._queue(
             self, "service.test", {"message": "Test event from Odoo"}

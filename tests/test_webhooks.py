@@ -22,10 +22,10 @@ from unittest.mock import patch
 
 from psycopg2.errors import SerializationFailure
 
-from odoo import SUPERUSER_ID, api, fields
-from odoo.exceptions import ValidationError
+from odoo import SUPERUSER_ID, Command, api, fields
+from odoo.exceptions import AccessError, ValidationError
 from odoo.modules.registry import DummyRLock, Registry
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..core import signing
@@ -486,6 +486,27 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         payload = json.loads(body)
         self.assertEqual(payload["type"], "service.test")
         self.assertEqual(payload["service"], self.service.code)
+
+    def test_only_managers_of_the_service_send_test_events(self):
+        other_company = self.env["res.company"].create({"name": "FB Other Co"})
+        foreign_manager = new_test_user(
+            self.env,
+            login="fb_foreign_manager",
+            groups="base.group_user,fusion_billing.group_fusion_billing_manager",
+            company_id=other_company.id,
+            company_ids=[Command.set(other_company.ids)],
+        )
+        for user in (self.billing_user, foreign_manager):
+            with self.subTest(user=user.login), self.assertRaises(AccessError):
+                self.service.with_user(user).action_send_test_event()
+        self.assertFalse(
+            self.Event.search(
+                [
+                    ("service_id", "=", self.service.id),
+                    ("event_type", "=", "service.test"),
+                ]
+            )
+        )
 
     def test_send_test_event_refused_url(self):
         self.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, "")
