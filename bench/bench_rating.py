@@ -5,11 +5,9 @@
 Prints figures; asserts nothing. Runs inside Odoo (imports odoo), on a throwaway
 database with fusion_billing installed, e.g.:
 
-    export PGPASSWORD=odoo
-    createdb -h 127.0.0.1 -U odoo -T fb_base fb_rating_bench
-    /opt/odoo19/venv/bin/python -m odoo -d fb_rating_bench --db_host 127.0.0.1 \\
-        --db_user odoo --db_password odoo --addons-path /tmp/fbaddons \\
-        -i fusion_billing --stop-after-init
+    createdb fb_rating_bench
+    /opt/odoo19/venv/bin/python -m odoo -d fb_rating_bench \\
+        --addons-path /tmp/fbaddons -i fusion_billing --stop-after-init
     /opt/odoo19/venv/bin/python bench/bench_rating.py -d fb_rating_bench \\
         --addons-path /tmp/fbaddons
 
@@ -27,9 +25,13 @@ as they arrive), deletes the invoices of earlier runs, then measures:
   same aggregates, and a plain SUM/COUNT GROUP BY (best of 3);
 - the cron's aggregation over the whole book, batch by batch, without the
   invoices (best of 3);
-- a full cron run (``_cron_rate_usage``: claims, aggregation, engine, draft
-  invoices, webhook outbox, commit per batch): wall time, subscriptions/s,
-  SQL queries per subscription, peak RSS, and the aggregation's share;
+- a full cron run (``fusion.billing.rating._cron_rate_usage``: claims,
+  aggregation, engine, draft invoices, webhook outbox, commit per batch): wall
+  time, subscriptions/s, SQL queries per subscription, peak RSS, and the
+  aggregation's share;
+- Odoo itself creating the very same invoices and lines with batched
+  ``account.move.create`` (committing per batch, like the cron), side by side:
+  the cron's speed as a multiple of Odoo's (SPEC: at least 0.7x);
 - a rerun with nothing new (idempotent: same invoice and line counts).
 
 --concurrency N finally deletes the invoices and runs N cron workers at once
@@ -42,7 +44,7 @@ import os
 import resource
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.modules.registry import Registry
@@ -51,7 +53,7 @@ from odoo.tools import config
 BENCH_CODE = "bench_rating"
 PERIOD_START = date(2026, 1, 1)
 PERIOD_END = date(2026, 2, 1)
-TODAY = date(2026, 1, 20)  # mid-period: rate, do not close
+NOW = datetime(2026, 1, 20, tzinfo=timezone.utc)  # mid-period: rate, do not close
 SECONDS_IN_PERIOD = (PERIOD_END - PERIOD_START).days * 86400
 
 
@@ -59,9 +61,6 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-d", "--database", required=True)
     parser.add_argument("--addons-path", required=True)
-    parser.add_argument("--db-host", default="127.0.0.1")
-    parser.add_argument("--db-user", default="odoo")
-    parser.add_argument("--db-password", default=os.environ.get("PGPASSWORD", "odoo"))
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=2)
@@ -76,12 +75,6 @@ def start_odoo(args):
         [
             "-d",
             args.database,
-            "--db_host",
-            args.db_host,
-            "--db_user",
-            args.db_user,
-            "--db_password",
-            args.db_password,
             "--addons-path",
             args.addons_path,
             "--log-level",
@@ -336,8 +329,10 @@ def time_book_aggregation(registry, subscription_ids, batch_size):
             subscriptions = env["fusion.billing.subscription"].browse(subscription_ids)
             subscriptions.mapped("plan_id.charge_ids.metric_id")  # prefetch, untimed
             started = time.perf_counter()
+            rating = env["fusion.billing.rating"]
             for first in range(0, len(subscription_ids), batch_size):
-                subscriptions[first : first + batch_size]._rating_quantities()
+                batch = subscriptions[first : first + batch_size]
+                rating._aggregate([s._open_period() for s in batch], {})
             return time.perf_counter() - started
 
     return best_of(3, measure)
@@ -361,26 +356,26 @@ def reset_peak_rss():
         return False
 
 
-def run_cron(registry, subscription_model_class, workers=1):
+def run_cron(registry, rating_model_class, workers=1):
     """Run the rating cron in ``workers`` threads; return figures."""
     aggregation = {"seconds": 0.0}
-    original = subscription_model_class._rating_quantities
+    original = rating_model_class._aggregate
 
-    def timed(records):
+    def timed(records, billing_periods, errors):
         started = time.perf_counter()
         try:
-            return original(records)
+            return original(records, billing_periods, errors)
         finally:
             aggregation["seconds"] += time.perf_counter() - started
 
-    subscription_model_class._rating_quantities = timed
+    rating_model_class._aggregate = timed
     queries = []
 
     def worker():
         thread = threading.current_thread()
         thread.query_count = 0
         with registry.cursor() as cr:
-            environment(cr)["fusion.billing.subscription"]._cron_rate_usage(today=TODAY)
+            environment(cr)["fusion.billing.rating"]._cron_rate_usage(now=NOW)
             cr.commit()
         queries.append(thread.query_count)
 
@@ -394,7 +389,7 @@ def run_cron(registry, subscription_model_class, workers=1):
         for thread in threads:
             thread.join()
     finally:
-        subscription_model_class._rating_quantities = original
+        rating_model_class._aggregate = original
     elapsed = time.perf_counter() - started
     peak = (
         rss_kib("VmHWM")
@@ -430,6 +425,56 @@ def count_results(registry, service_id):
         return cr.fetchone()
 
 
+def read_invoices_as_values(registry, service_id):
+    """The cron's invoices as the values Odoo's own ``account.move.create`` needs
+    for the same invoices and lines (no fusion fields)."""
+    with registry.cursor() as cr:
+        env = environment(cr)
+        invoices = env["account.move"].search(
+            [("fusion_subscription_id.service_id", "=", service_id)]
+        )
+        return [
+            {
+                "move_type": invoice.move_type,
+                "partner_id": invoice.partner_id.id,
+                "currency_id": invoice.currency_id.id,
+                "journal_id": invoice.journal_id.id,
+                "invoice_line_ids": [
+                    Command.create(
+                        {
+                            "product_id": line.product_id.id,
+                            "name": line.name,
+                            "quantity": line.quantity,
+                            "price_unit": line.price_unit,
+                            "tax_ids": [Command.set(line.tax_ids.ids)],
+                        }
+                    )
+                    for line in invoice.invoice_line_ids
+                ],
+            }
+            for invoice in invoices
+        ]
+
+
+def time_odoo_creating(registry, values_list, batch_size):
+    """Seconds Odoo itself takes to create ``values_list`` with batched
+    ``account.move.create``, committing per batch like the cron; then deletes them."""
+    created = []
+    started = time.perf_counter()
+    for start in range(0, len(values_list), batch_size):
+        with registry.cursor() as cr:
+            moves = environment(cr)["account.move"].create(
+                values_list[start : start + batch_size]
+            )
+            cr.commit()
+            created.extend(moves.ids)
+    seconds = time.perf_counter() - started
+    with registry.cursor() as cr:
+        cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", (created,))
+        cr.commit()
+    return seconds
+
+
 def report_run(label, figures, subscriptions):
     seconds = figures["seconds"]
     print(
@@ -445,9 +490,9 @@ def main():
     args = parse_args()
     registry = start_odoo(args)
     # Importable once the addons path is configured.
-    from odoo.addons.fusion_billing.models.fusion_billing_subscription import (  # noqa: PLC0415
+    from odoo.addons.fusion_billing.models.fusion_billing_rating import (  # noqa: PLC0415
         RATING_BATCH_SIZE,
-        FusionBillingSubscription,
+        FusionBillingRating,
     )
 
     print(
@@ -490,10 +535,19 @@ def main():
         )
         if args.skip_cron:
             continue
-        first = run_cron(registry, FusionBillingSubscription)
+        first = run_cron(registry, FusionBillingRating)
         report_run("cron run", first, len(subscription_ids))
         after_first = count_results(registry, service_id)
-        rerun = run_cron(registry, FusionBillingSubscription)
+        if scale == 1:
+            values_list = read_invoices_as_values(registry, service_id)
+            odoo_seconds = time_odoo_creating(registry, values_list, RATING_BATCH_SIZE)
+            print(
+                f"  Odoo itself creating the same {len(values_list):,} invoices "
+                f"(account.move.create, {RATING_BATCH_SIZE} a batch): "
+                f"{odoo_seconds:.1f} s; cron speed = "
+                f"{odoo_seconds / first['seconds']:.2f}x Odoo's"
+            )
+        rerun = run_cron(registry, FusionBillingRating)
         report_run("rerun, nothing new", rerun, len(subscription_ids))
         after_rerun = count_results(registry, service_id)
         print(
@@ -505,9 +559,7 @@ def main():
     if args.concurrency > 1 and not args.skip_cron:
         print(f"\n== {args.concurrency} cron workers at once ==")
         reset_invoices(registry, service_id)
-        figures = run_cron(
-            registry, FusionBillingSubscription, workers=args.concurrency
-        )
+        figures = run_cron(registry, FusionBillingRating, workers=args.concurrency)
         report_run(f"{args.concurrency} workers", figures, len(subscription_ids))
         invoices, lines, periods, charge_lines, untaxed = count_results(
             registry, service_id

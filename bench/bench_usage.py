@@ -60,10 +60,10 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-d", "--database", required=True)
     parser.add_argument("--addons-path", required=True)
-    parser.add_argument("--db-host", default="127.0.0.1")
-    parser.add_argument("--db-port", default="5432")
-    parser.add_argument("--db-user", default="odoo")
-    parser.add_argument("--db-password", default=os.environ.get("PGPASSWORD", "odoo"))
+    parser.add_argument(
+        "--db-filter",
+        help="pass --db-filter to the server (each request then lists the databases)",
+    )
     parser.add_argument("--workers", default="0,2", help="comma-separated")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--singles", type=int, default=1000)
@@ -75,25 +75,10 @@ def parse_args():
     return parser.parse_args()
 
 
-def db_args(args):
-    return [
-        "--db_host",
-        args.db_host,
-        "--db_port",
-        args.db_port,
-        "--db_user",
-        args.db_user,
-        "--db_password",
-        args.db_password,
-    ]
-
-
 def setup_fixtures(args):
     """Create (once) a service, metric, plan and subscriptions; return a new key
     and the ids the floor needs."""
-    config.parse_config(
-        ["-d", args.database, "--addons-path", args.addons_path, *db_args(args)]
-    )
+    config.parse_config(["-d", args.database, "--addons-path", args.addons_path])
     with Registry(args.database).cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {})
         service = env["fusion.billing.service"].search([("code", "=", "bench")])
@@ -214,13 +199,7 @@ SELECT service_id, company_id, subscription_id, metric_id, quantity, "timestamp"
 
 
 def connect(args):
-    return psycopg2.connect(
-        host=args.db_host,
-        port=args.db_port,
-        user=args.db_user,
-        password=args.db_password,
-        dbname=args.database,
-    )
+    return psycopg2.connect(dbname=args.database)
 
 
 def insert_floor(conn, document):
@@ -253,7 +232,7 @@ def start_server(args, workers, log_path):
         *args.odoo.split(),
         "-d",
         args.database,
-        *db_args(args),
+        *(["--db-filter", args.db_filter] if args.db_filter else []),
         "--addons-path",
         args.addons_path,
         "--http-interface",

@@ -1,4 +1,2 @@
-from . import portal
 from . import reconciliation
-from . import summary
 from . import usage

@@ -3,9 +3,14 @@
 The connection goes to an address that ``urlguard.check_url`` checked, never to a
 fresh DNS answer, while TLS verifies the certificate for the URL's host name. No
 redirect is followed. Header values are never logged: they hold signatures.
+
+An attempt has one absolute deadline for connecting, TLS, sending and reading the
+answer together: a socket timeout alone bounds each read, so a receiver that
+trickles its answer a byte at a time would hold the attempt for as long as it likes.
 """
 
 import http.client
+import io
 import socket
 import ssl
 import time
@@ -37,25 +42,92 @@ def is_success(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
 
+class _Deadline:
+    """A point in time (monotonic clock) after which the attempt is over."""
+
+    def __init__(self, seconds: float):
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left; raise TimeoutError once there are none."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("delivery deadline reached")
+        return left
+
+
+class _DeadlineSocket:
+    """The parts of a socket that http.client uses, each blocking call bounded by
+    the time left before the deadline instead of a fresh timeout."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline):
+        self._sock = sock
+        self._deadline = deadline
+
+    def _arm(self):
+        self._sock.settimeout(self._deadline.remaining())
+
+    def sendall(self, data):
+        # SSLSocket.sendall applies the timeout to each chunk: loop here instead.
+        view = memoryview(data).cast("B")
+        while view:
+            self._arm()
+            view = view[self._sock.send(view) :]
+
+    def recv_into(self, buffer) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode="rb"):
+        assert mode == "rb", mode
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self):
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket):
+        super().__init__()
+        self._sock = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self._sock.recv_into(buffer)
+
+
 class _PinnedHTTPSConnection(http.client.HTTPConnection):
-    """HTTPS to a given address, with the Host header and TLS name of the URL."""
+    """HTTPS to a given address, with the Host header and TLS name of the URL,
+    within the attempt's deadline."""
 
     default_port = 443  # so the Host header omits ":443", as for HTTPSConnection
 
     def __init__(
-        self, target: Target, address: str, timeout: float, context: ssl.SSLContext
+        self,
+        target: Target,
+        address: str,
+        deadline: _Deadline,
+        context: ssl.SSLContext,
     ):
-        super().__init__(target.host, target.port, timeout=timeout)
+        super().__init__(target.host, target.port)
         self._address = address
+        self._deadline = deadline
         self._context = context
 
     def connect(self):
-        raw = socket.create_connection((self._address, self.port), self.timeout)
+        raw = socket.create_connection(
+            (self._address, self.port), self._deadline.remaining()
+        )
         try:
-            self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+            # The handshake is bounded as a whole by the socket's timeout.
+            raw.settimeout(self._deadline.remaining())
+            tls = self._context.wrap_socket(raw, server_hostname=self.host)
         except BaseException:
             raw.close()
             raise
+        self.sock = _DeadlineSocket(tls, self._deadline)
 
 
 def post(
@@ -68,19 +140,23 @@ def post(
 ) -> Result:
     """Send ``body`` as-is; never raises for network, TLS or HTTP errors.
 
-    ``timeout`` bounds the connection and each read. The checked addresses are
-    tried in order until one accepts the TCP connection.
+    ``timeout`` (seconds) bounds the whole attempt: connecting (to every address
+    tried), TLS, sending and reading the answer. The checked addresses are tried in
+    order until one accepts the TCP connection.
     """
     context = ssl_context or ssl.create_default_context()
     request_headers = {"User-Agent": USER_AGENT, **headers}
     started = time.monotonic()
+    deadline = _Deadline(timeout)
     error = "no address to connect to"
     for address in target.addresses:
-        connection = _PinnedHTTPSConnection(target, address, timeout, context)
+        connection = _PinnedHTTPSConnection(target, address, deadline, context)
         try:
             try:
                 connection.connect()
-            except ssl.SSLError as exc:
+            except (ssl.SSLError, TimeoutError) as exc:
+                # The deadline is spent (connect waits for all of it), or the
+                # receiver's TLS is wrong: another address would not help.
                 error = _describe(exc)
                 break
             except OSError as exc:

@@ -76,9 +76,38 @@ def round_money(amount, rounding):
     if quantum <= 0:
         raise ValueError(f"rounding must be positive, got {rounding!r}")
     # divmod is exact for any quantum (amount / quantum is not, e.g. for 0.03).
-    steps, remainder = EXACT_CONTEXT.divmod(abs(amount), quantum)
+    steps, remainder = EXACT_CONTEXT.divmod(EXACT_CONTEXT.abs(amount), quantum)
     if EXACT_CONTEXT.multiply(2, remainder) >= quantum:
         steps = EXACT_CONTEXT.add(steps, 1)
     magnitude = EXACT_CONTEXT.multiply(steps, quantum)
     # minus() of a zero gives +0, so -0.004 rounds to 0.00, not -0.00.
     return EXACT_CONTEXT.minus(magnitude) if amount < 0 else magnitude
+
+
+# Quantities are exact decimals with at most this many decimal places (the
+# ingestion bound), so that pricing them is always exact within EXACT_CONTEXT.
+QUANTITY_PLACES = 12
+_QUANTITY_QUANTUM = Decimal(1).scaleb(-QUANTITY_PLACES)
+_QUANTITY_CONTEXT = Context(
+    prec=EXACT_CONTEXT.prec,
+    rounding=ROUND_HALF_UP,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+
+
+def bounded_quantity(value):
+    """An aggregated quantity at most QUANTITY_PLACES decimal places long.
+
+    Usage within the bound comes through unchanged; finer usage stored
+    before the bound existed is rounded half up to it instead of making the
+    period impossible to price.
+
+    >>> bounded_quantity("1.5")
+    Decimal('1.5')
+    >>> bounded_quantity("1.00000000000000000000005")
+    Decimal('1.000000000000')
+    """
+    quantity = to_decimal(value)
+    if quantity.as_tuple().exponent >= -QUANTITY_PLACES:
+        return quantity
+    return quantity.quantize(_QUANTITY_QUANTUM, context=_QUANTITY_CONTEXT)

@@ -110,6 +110,22 @@ class FusionBillingCharge(models.Model):
         for charge in self:
             charge.display_name = f"{charge.plan_id.name} / {charge.metric_id.name}"
 
+    def _rate(self, quantity):
+        """Price ``quantity`` units: (amount rounded once to the currency, how
+        it was computed for the invoice line).
+
+        The extension point of charge models: an addon adding one to
+        ``charge_model`` (``selection_add``) overrides this for its model and
+        calls ``super()`` for the others. A model nobody prices raises.
+        """
+        self.ensure_one()
+        engine_charge = self._engine_charge()
+        currency = self.currency_id
+        return (
+            charges.amount(engine_charge, quantity, to_decimal(currency.rounding)),
+            charges.describe(engine_charge, quantity, currency.name),
+        )
+
     def _engine_charge(self):
         """The charge as the engine prices it."""
         self.ensure_one()

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 AGGREGATIONS = [
     ("sum", "Sum of quantities"),
@@ -50,3 +51,40 @@ class FusionBillingMetric(models.Model):
                         metric=metric.display_name,
                     )
                 )
+
+    def _aggregation_sql(self):
+        """The SQL aggregate giving this metric's quantity over the usage
+        events (alias ``e``) of one window; no events give NULL (0).
+
+        The extension point of aggregations: an addon adding one to
+        ``aggregation`` (``selection_add``) overrides this for it. An
+        aggregation nobody computes raises, so that it is an error on the
+        subscriptions it rates, never a silent zero.
+        """
+        self.ensure_one()
+        match self.aggregation:
+            case "sum":
+                return SQL("SUM(e.quantity)")
+            case "count":
+                return SQL("COUNT(e.id)")
+            case "max":
+                return SQL("MAX(e.quantity)")
+            case "unique_count":
+                value = SQL("e.properties ->> %s", self.property_name)
+                return SQL(
+                    "COUNT(DISTINCT %s) FILTER (WHERE "
+                    "jsonb_typeof(e.properties) = 'object' AND %s <> '')",
+                    value,
+                    value,
+                )
+            case "latest":
+                return SQL(
+                    "(ARRAY_AGG(e.quantity ORDER BY e.timestamp DESC, e.id DESC))[1]"
+                )
+        raise UserError(
+            self.env._(
+                "Metric %(metric)s: no rating knows the aggregation %(aggregation)r.",
+                metric=self.display_name,
+                aggregation=self.aggregation,
+            )
+        )

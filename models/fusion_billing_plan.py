@@ -53,7 +53,6 @@ class FusionBillingPlan(models.Model):
         help="Product of the fixed fee invoice line (taxes and income account).",
     )
     charge_ids = fields.One2many("fusion.billing.charge", "plan_id", copy=True)
-    alert_ids = fields.One2many("fusion.billing.alert", "plan_id")
 
     _code_unique = models.Constraint(
         "UNIQUE(service_id, code)", "A plan with this code already exists."

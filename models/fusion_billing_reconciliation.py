@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from ..core import reconciliation
@@ -27,6 +27,11 @@ AMOUNT_FIELDS = (
     "odoo_amount_partial_period",
     "unlinked_amount",
 )
+# What people (any group) may give: amounts come from invoices, the CSV import
+# and the app's API only, which write them with elevated rights after checking
+# the caller's. A hand-made amount would fake a match and a cut-over.
+HAND_CREATED_FIELDS = {"service_id", "partner_id", "period", "currency_id", "note"}
+HAND_WRITTEN_FIELDS = {"status", "note"}
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,26 @@ class FusionBillingReconciliation(models.Model):
         self.ensure_one()
         return f"{self.odoo_amount!r}|{self.external_amount!r}"
 
+    def _check_hand_edit(self, vals, allowed):
+        refused = set(vals) - allowed
+        if refused and not self.env.su:
+            raise AccessError(
+                self.env._(
+                    "Reconciliation amounts come from invoices, the CSV import and "
+                    "the app's API; only the status and the note are edited by hand "
+                    "(refused: %(fields)s).",
+                    fields=", ".join(sorted(refused)),
+                )
+            )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_hand_edit(vals, HAND_CREATED_FIELDS)
+        return super().create(vals_list)
+
     def write(self, vals):
+        self._check_hand_edit(vals, HAND_WRITTEN_FIELDS)
         status = vals.get("status")
         if status and status != reconciliation.RESOLVED:
             raise UserError(
@@ -229,9 +253,9 @@ class FusionBillingReconciliation(models.Model):
         return True
 
     def action_reopen(self):
-        self.filtered(lambda r: r.status == reconciliation.RESOLVED).write(
-            {"resolved_amounts": False}
-        )
+        resolved = self.filtered(lambda r: r.status == reconciliation.RESOLVED)
+        resolved.check_access("write")
+        resolved.sudo().write({"resolved_amounts": False})
         return True
 
     def action_import_csv(self):
@@ -539,7 +563,7 @@ class FusionBillingReconciliation(models.Model):
             if invoice_count != row.odoo_invoice_count:
                 changed["odoo_invoice_count"] = invoice_count
             if changed:
-                row.write(changed)
+                row.sudo().write(changed)
 
     # --- app-actual amounts -------------------------------------------------------
 
@@ -644,7 +668,7 @@ class FusionBillingReconciliation(models.Model):
                 values["external_amount"], row.external_amount
             ):
                 continue  # the same amount again: nothing to track, nothing reopens
-            row.write(values)
+            row.sudo().write(values)
         self._sync_periods({(service.id, entry.period) for entry in accepted})
         return errors
 

@@ -4,7 +4,7 @@ import re
 from collections import OrderedDict
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
@@ -59,7 +59,8 @@ class FusionBillingService(models.Model):
         copy=False,
         ondelete="restrict",
         help="Inactive-login user that owns the service's API keys. Requests signed "
-        "with its keys only ever reach this service's data.",
+        "with its keys only ever reach this service's data. Created with the service, "
+        "never changed.",
     )
     api_key_ids = fields.One2many(
         "res.users.apikeys",
@@ -125,6 +126,29 @@ class FusionBillingService(models.Model):
         help="The service is ready to cut over once this many consecutive periods, "
         "up to the latest one, have every customer matched or resolved.",
     )
+    grace_period_hours = fields.Integer(
+        default=1,
+        tracking=True,
+        help="A period whose end has passed stays open this many hours: late events "
+        "dated in it are still accepted and rated into its invoice. Then it is rated "
+        "a last time and closed.",
+    )
+    late_usage_policy = fields.Selection(
+        [("reject", "Reject"), ("adjust", "Adjust on the next invoice")],
+        required=True,
+        default="reject",
+        tracking=True,
+        help="Events dated in a period already closed. Reject: refused. Adjust: "
+        "accepted (up to the late usage days) and billed on the next invoice as an "
+        "adjustment of the closed period; cancellations of such events are credited "
+        "the same way.",
+    )
+    late_usage_days = fields.Integer(
+        default=35,
+        tracking=True,
+        help="With the Adjust policy, how old (counted from now back to the event's "
+        "timestamp) a late event or a cancellation may be.",
+    )
     customer_ids = fields.One2many("fusion.billing.customer", "service_id")
     metric_ids = fields.One2many("fusion.billing.metric", "service_id")
     plan_ids = fields.One2many("fusion.billing.plan", "service_id")
@@ -134,6 +158,11 @@ class FusionBillingService(models.Model):
     _code_unique = models.Constraint(
         "UNIQUE(code)", "Another service already uses this code."
     )
+    # A key is looked up by its user: a shared user would reach either service.
+    _user_unique = models.UniqueIndex(
+        "(user_id) WHERE user_id IS NOT NULL",
+        "Each service has its own technical user.",
+    )
     _tolerances_positive = models.Constraint(
         "CHECK(reconciliation_tolerance >= 0 "
         "AND reconciliation_tolerance_percent >= 0)",
@@ -141,6 +170,12 @@ class FusionBillingService(models.Model):
     )
     _webhook_max_attempts_positive = models.Constraint(
         "CHECK(webhook_max_attempts > 0)", "Maximum attempts must be at least 1."
+    )
+    _grace_period_hours_positive = models.Constraint(
+        "CHECK(grace_period_hours >= 0)", "The grace period cannot be negative."
+    )
+    _late_usage_days_positive = models.Constraint(
+        "CHECK(late_usage_days >= 0)", "Late usage days cannot be negative."
     )
 
     @api.depends("user_id")
@@ -209,6 +244,10 @@ class FusionBillingService(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        if any(vals.get("user_id") for vals in vals_list):
+            raise AccessError(
+                self.env._("The technical user of a service is created with it.")
+            )
         services = super().create(vals_list)
         for service in services:
             service._ensure_technical_user()
@@ -217,18 +256,26 @@ class FusionBillingService(models.Model):
         return services
 
     def write(self, vals):
+        # Only the addon sets the technical user (sudo, once): pointing a service
+        # at an existing user would let its keys and archiving reach that user.
+        if "user_id" in vals and (not self.env.su or self.user_id):
+            raise AccessError(
+                self.env._("The technical user of a service cannot be changed.")
+            )
         if "webhook_secret" in vals:
             self._keep_previous_secret()
         result = super().write(vals)
         if "active" in vals:
-            self.user_id.sudo().write({"active": vals["active"]})
+            self.sudo().user_id.filtered("fusion_billing_technical").write(
+                {"active": vals["active"]}
+            )
         return result
 
     def _ensure_technical_user(self):
         self.ensure_one()
         if self.user_id:
             return
-        self.user_id = (
+        self.sudo().user_id = (
             self.env["res.users"]
             .sudo()
             .with_context(no_reset_password=True)
@@ -239,6 +286,7 @@ class FusionBillingService(models.Model):
                     "company_id": self.company_id.id,
                     "company_ids": [Command.set(self.company_id.ids)],
                     "group_ids": [Command.set(self.env.ref("base.group_portal").ids)],
+                    "fusion_billing_technical": True,
                 }
             )
         )
@@ -370,6 +418,8 @@ class FusionBillingService(models.Model):
     def action_send_test_event(self):
         """Queue a ``service.test`` delivery so an admin can check the receiving end."""
         self.ensure_one()
+        # The event is queued in SQL: only who may configure the service sends one.
+        self.check_access("write")
         self._check_webhook_target()
         event = self.env["fusion.billing.webhook.event"]._queue(
             self, "service.test", {"message": "Test event from Odoo"}

@@ -1,81 +1,17 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import logging
-from collections import defaultdict
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 
 from markupsafe import Markup
 
-from odoo import Command, api, fields, models, modules
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL
 
-from ..core import charges, periods, summary
-from ..core import charts as charts_engine
+from ..core import periods
 from ..core.money import round_money, to_decimal
-
-_logger = logging.getLogger(__name__)
+from .fusion_billing_rating import FIXED_FEE, BillingPeriod, RatedLine
 
 STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
-# Subscriptions claimed, rated and committed together by the rating cron.
-RATING_BATCH_SIZE = 200
-FIXED_FEE = "fixed_fee"
-RATEABLE = SQL("state = 'active' AND next_invoice_date IS NOT NULL")
-
-# One pass over the usage of a whole batch: each row of the unnest is one
-# (subscription, metric, window). The WHERE clause (the batch's subscriptions
-# and outer window) lets PostgreSQL collect the batch's events with one bitmap
-# scan of the event index (subscription_id, metric_id, timestamp) and read each
-# heap page once, in order, instead of one index probe per (subscription,
-# metric) pair. FILTER keeps the sorting aggregates (distinct values, latest) to
-# the rows of the metrics that use them.
-RATING_QUANTITIES_SQL = """
-    SELECT w.subscription_id,
-           w.metric_id,
-           (CASE m.aggregation
-                WHEN 'sum' THEN SUM(e.quantity)
-                WHEN 'count' THEN COUNT(e.id)
-                WHEN 'max' THEN MAX(e.quantity)
-                WHEN 'unique_count' THEN
-                    COUNT(DISTINCT e.properties ->> m.property_name)
-                    FILTER (WHERE m.aggregation = 'unique_count'
-                            AND jsonb_typeof(e.properties) = 'object'
-                            AND e.properties ->> m.property_name <> '')
-                WHEN 'latest' THEN
-                    (ARRAY_AGG(e.quantity ORDER BY e.timestamp DESC, e.id DESC)
-                     FILTER (WHERE m.aggregation = 'latest'))[1]
-            END)::text
-      FROM unnest(%s::int[], %s::int[], %s::timestamp[], %s::timestamp[])
-           AS w(subscription_id, metric_id, date_from, date_to)
-      JOIN fusion_billing_metric m ON m.id = w.metric_id
-      JOIN fusion_billing_usage_event e
-        ON e.subscription_id = w.subscription_id
-       AND e.metric_id = w.metric_id
-       AND e.timestamp >= w.date_from
-       AND e.timestamp < w.date_to
-     WHERE e.subscription_id = ANY(%s::int[])
-       AND e.timestamp >= %s
-       AND e.timestamp < %s
-  GROUP BY w.subscription_id, w.metric_id, m.aggregation
-"""
-
-
-@dataclass(frozen=True)
-class RatedLine:
-    """One invoice line as rating computed it: a charge's usage, or the fixed fee."""
-
-    key: object  # the charge id, or FIXED_FEE
-    product: models.BaseModel
-    title: str
-    quantity: Decimal
-    amount: Decimal
-    pricing: str = ""
-
-
-def utc_today():
-    return datetime.now(timezone.utc).date()
 
 
 class FusionBillingSubscription(models.Model):
@@ -134,11 +70,18 @@ class FusionBillingSubscription(models.Model):
         help="End (exclusive) of the open billing period: when it passes, the period "
         "is rated a last time and closed.",
     )
+    end_date = fields.Date(
+        copy=False,
+        tracking=True,
+        help="End of the subscription (exclusive, 00:00 UTC); may be in the future. "
+        "The last period ends on it, usage at or after it is refused, and once it "
+        "and the grace period have passed the last period is invoiced and the "
+        "subscription closed.",
+    )
     invoice_ids = fields.One2many(
         "account.move", "fusion_subscription_id", string="Invoices", readonly=True
     )
     invoice_count = fields.Integer(compute="_compute_invoice_count")
-    alert_ids = fields.One2many("fusion.billing.alert", "subscription_id")
     rating_date = fields.Datetime(
         string="Last Rated",
         readonly=True,
@@ -172,6 +115,10 @@ class FusionBillingSubscription(models.Model):
         "UNIQUE(service_id, external_ref)",
         "A subscription with this external reference already exists for the service.",
     )
+    _end_after_start = models.Constraint(
+        "CHECK(end_date IS NULL OR end_date > start_date)",
+        "The end date must be after the start date.",
+    )
     _period_order = models.Constraint(
         "CHECK(next_invoice_date IS NULL OR "
         "next_invoice_date > COALESCE(last_invoice_date, start_date))",
@@ -190,31 +137,24 @@ class FusionBillingSubscription(models.Model):
             subscription.invoice_count = counts.get(subscription, 0)
 
     def _compute_usage_estimate(self):
-        rateable = self.filtered(
-            lambda s: (
-                isinstance(s.id, int) and s.state == "active" and s.next_invoice_date
-            )
-        )
-        quantities = rateable._rating_quantities()
+        ratings = self.filtered(lambda s: isinstance(s.id, int))._open_period_rating()
         for subscription in self:
-            if subscription not in rateable:
+            rating = ratings.get(subscription.id)
+            if not rating:
                 subscription.usage_summary = False
                 subscription.estimated_amount = 0.0
-                continue
-            try:
-                rated_lines = subscription._prepare_rated_lines(quantities)
-            except ValueError as error:
-                # A charge still being configured (e.g. tiers not added yet): say
-                # so on the form instead of failing to open it.
+            elif rating.error:
+                # Say why on the form (e.g. tiers not added yet) instead of
+                # failing to open it.
                 subscription.usage_summary = Markup(
                     "<p class='text-danger'>%s</p>"
-                ) % self.env._("The current period cannot be priced: %s", error)
+                ) % self.env._("The current period cannot be priced: %s", rating.error)
                 subscription.estimated_amount = 0.0
-                continue
-            subscription.usage_summary = subscription._usage_summary_html(rated_lines)
-            subscription.estimated_amount = float(
-                sum((line.amount for line in rated_lines), Decimal(0))
-            )
+            else:
+                subscription.usage_summary = subscription._usage_summary_html(
+                    rating.lines
+                )
+                subscription.estimated_amount = float(rating.amount)
 
     @api.constrains("plan_id", "service_id")
     def _check_plan_service(self):
@@ -252,229 +192,59 @@ class FusionBillingSubscription(models.Model):
         self.ensure_one()
         return self.next_invoice_date
 
-    # ------------------------------------------------------------------
-    # Rating cron
-    # ------------------------------------------------------------------
-
-    @api.model
-    def _cron_rate_usage(self, today=None, batch_size=RATING_BATCH_SIZE):
-        """Rate every active subscription once, batch by batch.
-
-        ``today`` (a UTC date) decides which periods are over and get closed.
-        Batches are claimed with SKIP LOCKED, so several workers share the book,
-        and committed one by one; a run stopped by the cron time limit resumes
-        with the subscriptions the cycle has not rated yet.
-        """
-        today = today or utc_today()
-        cycle = self._rating_cycle()
-        while batch := self._claim_rating_batch(cycle, batch_size):
-            batch._rate_batch(today, cycle)
-            remaining = self._rating_due_count(cycle)
-            if self._rating_commit_progress(len(batch), remaining) <= 0:
-                break
-
-    @api.model
-    def _rating_commit_progress(self, processed, remaining):
-        """Commit the finished batch and report progress to the cron.
-
-        Returns the cron's remaining time. Under tests nothing is committed
-        (the test cursor forbids it); the work is only flushed.
-        """
-        if modules.module.current_test:
-            self.env.flush_all()
-            return float("inf")
-        return self.env["ir.cron"]._commit_progress(processed, remaining=remaining)
-
-    @api.model
-    def _rating_cycle(self):
-        """The rating cycle to work on: the unfinished one, else a new one."""
-        self.flush_model(["state", "next_invoice_date", "rating_cycle"])
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT COALESCE(MIN(rating_cycle), 0), COALESCE(MAX(rating_cycle), 0)
-                  FROM fusion_billing_subscription
-                 WHERE %s
-                """,
-                RATEABLE,
-            )
+    def _open_period(self):
+        """The open BillingPeriod, None when the subscription is not rated."""
+        self.ensure_one()
+        if self.state != "active" or not self.next_invoice_date:
+            return None
+        return BillingPeriod(
+            self, self.plan_id, self._period_start(), self._period_end()
         )
-        lowest, highest = self.env.cr.fetchone()
-        return highest if lowest < highest else highest + 1
 
-    @api.model
-    def _rating_due_count(self, cycle):
-        self.flush_model(["state", "next_invoice_date", "rating_cycle"])
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT COUNT(*) FROM fusion_billing_subscription
-                 WHERE %s AND COALESCE(rating_cycle, 0) < %s
-                """,
-                RATEABLE,
-                cycle,
-            )
-        )
-        return self.env.cr.fetchone()[0]
-
-    @api.model
-    def _claim_rating_batch(self, cycle, batch_size):
-        """Lock up to ``batch_size`` subscriptions not rated in ``cycle`` yet,
-        skipping those another worker holds."""
-        self.flush_model(["state", "next_invoice_date", "rating_cycle"])
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT id FROM fusion_billing_subscription
-                 WHERE %s AND COALESCE(rating_cycle, 0) < %s
-                 ORDER BY id
-                 LIMIT %s
-                   FOR UPDATE SKIP LOCKED
-                """,
-                RATEABLE,
-                cycle,
-                batch_size,
-            )
-        )
-        return self.browse([row[0] for row in self.env.cr.fetchall()])
-
-    def _rate_batch(self, today, cycle):
-        """Rate the open period of each subscription, then close it if it is
-        over, period after period for a subscription behind.
-
-        Each subscription's work runs in its own savepoint: a failure rolls
-        back that subscription only and is recorded on it. New invoices of the
-        batch are created together (one ``create``: far cheaper per invoice).
-        """
-        errors = {}
-        pending = self
-        while pending:
-            quantities = pending._rating_quantities()
-            self.env["fusion.billing.alert"]._check_usage(pending, quantities)
-            invoices = pending._period_invoices()
-            new_invoice_values = {}
-            for subscription in pending:
-                invoice = invoices.get(subscription.id, self.env["account.move"])
-                with subscription._rating_guard(errors):
-                    values = subscription._rate_period(quantities, invoice)
-                    if values:
-                        new_invoice_values[subscription] = values
-            invoices.update(self._create_period_invoices(new_invoice_values, errors))
-            behind = self.browse()
-            for subscription in pending.filtered(
-                lambda s: s.id not in errors and s._period_end() <= today
-            ):
-                invoice = invoices.get(subscription.id, self.env["account.move"])
-                with subscription._rating_guard(errors):
-                    subscription._close_period(invoice)
-                    behind |= subscription
-            pending = behind
-        now = fields.Datetime.now()
-        self.write({"rating_cycle": cycle, "rating_date": now})
-        failed = self.browse(list(errors))
-        (self - failed).filtered("rating_error").write(
-            {"rating_error": False, "rating_error_date": False}
-        )
-        for subscription in failed:
-            subscription.write(
-                {"rating_error": errors[subscription.id], "rating_error_date": now}
-            )
-
-    @contextmanager
-    def _rating_guard(self, errors):
-        """Savepoint around one subscription's rating step: an exception rolls
-        the step back and lands in ``errors`` instead of stopping the batch."""
-        try:
-            with self.env.cr.savepoint():
-                yield
-        except Exception as error:  # one subscription's failure stays its own
-            _logger.warning("Rating subscription %s failed", self.id, exc_info=True)
-            errors[self.id] = str(error) or type(error).__name__
-
-    def _rating_quantities(self):
-        """Aggregate the open-period usage of every charged metric of ``self``
-        in one query. Returns {(subscription id, metric id): Decimal}; a metric
-        without events in the window is absent (its quantity is 0)."""
-        metrics_by_plan = {plan: plan.charge_ids.metric_id.ids for plan in self.plan_id}
-        subscription_ids, metric_ids, starts, ends = [], [], [], []
-        for subscription in self:
-            start, end = periods.billing_window(
-                subscription.start_date,
-                subscription.last_invoice_date,
-                subscription.next_invoice_date,
-            )
-            start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-            for metric_id in metrics_by_plan[subscription.plan_id]:
-                subscription_ids.append(subscription.id)
-                metric_ids.append(metric_id)
-                starts.append(start)
-                ends.append(end)
-        if not subscription_ids:
-            return {}
-        self.env["fusion.billing.usage.event"].flush_model()
-        self.env["fusion.billing.metric"].flush_model(["aggregation", "property_name"])
-        self.env.cr.execute(
-            RATING_QUANTITIES_SQL,
-            (
-                subscription_ids,
-                metric_ids,
-                starts,
-                ends,
-                sorted(set(subscription_ids)),
-                min(starts),
-                max(ends),
-            ),
-        )
+    def _open_period_rating(self):
+        """What the rating cron would bill for each subscription's open period
+        right now (same SQL, same engine), writing nothing: {subscription id:
+        PeriodRating}. Subscriptions without an open period are absent."""
+        open_periods = [period for period in (s._open_period() for s in self) if period]
         return {
-            (subscription_id, metric_id): Decimal(quantity or 0)
-            for subscription_id, metric_id, quantity in self.env.cr.fetchall()
+            rating.period.subscription.id: rating
+            for rating in self.env["fusion.billing.rating"]._rate_periods(open_periods)
         }
 
-    def _period_invoices(self):
-        """Live (not cancelled) invoice of each subscription's open period, by
-        subscription id."""
-        invoices = self.env["account.move"].search(
-            [
-                ("fusion_subscription_id", "in", self.ids),
-                ("fusion_period_start", "in", [s._period_start() for s in self]),
-                ("move_type", "=", "out_invoice"),
-                ("state", "!=", "cancel"),
-            ]
+    def _period_due(self, now):
+        """Whether the open period is over at ``now`` (an aware UTC datetime)."""
+        self.ensure_one()
+        return (
+            now
+            >= periods.billing_window(self._period_start(), None, self._period_end())[1]
         )
-        open_periods = {(s.id, s._period_start()) for s in self}
-        return {
-            invoice.fusion_subscription_id.id: invoice
-            for invoice in invoices
-            if (invoice.fusion_subscription_id.id, invoice.fusion_period_start)
-            in open_periods
-        }
 
-    def _rate_period(self, quantities, invoice):
-        """Rate the open period: update its draft ``invoice``, or return the
-        values of the invoice to create (None when there is nothing to bill).
-        A posted invoice is final and left alone."""
+    def _write_period_rating(self, rating, invoice):
+        """Write the open period's ``rating``: update its draft ``invoice``, or
+        return the values of the invoice to create (None when there is nothing
+        to bill). A posted invoice is final and left alone."""
         self.ensure_one()
         if invoice.state == "posted":
             return None
-        rated_lines = self._prepare_rated_lines(quantities)
         if invoice:
-            self._update_period_invoice(invoice, rated_lines)
+            self._update_period_invoice(rating.period, invoice, rating.lines)
             return None
-        return self._prepare_invoice_values(rated_lines)
+        return self._prepare_invoice_values(rating.period, rating.lines)
 
-    def _prepare_rated_lines(self, quantities):
-        """Price the open period: one RatedLine per charge of the subscription's
-        own plan, plus the fixed fee when the plan has one."""
+    def _prepare_rated_lines(self, period, quantities):
+        """Price ``period``: one RatedLine per charge of its plan, priced by the
+        charge's ``_rate`` hook, plus the fixed fee when the plan has one.
+        ``quantities`` maps metric ids to the period's aggregated usage."""
         self.ensure_one()
-        plan = self.plan_id
-        currency = self.currency_id
+        plan = period.plan
+        currency = plan.currency_id
         rounding = to_decimal(currency.rounding)
-        lang_self = self.with_context(lang=self.partner_id.lang or self.env.lang)
+        lang_plan = plan.with_context(lang=self.partner_id.lang or self.env.lang)
         rated_lines = []
-        for charge in lang_self.plan_id.charge_ids:
-            engine_charge = charge._engine_charge()
+        for charge in lang_plan.charge_ids:
             metric = charge.metric_id
-            quantity = quantities.get((self.id, metric.id), Decimal(0))
+            quantity = quantities.get(metric.id, Decimal(0))
+            amount, pricing = charge._rate(quantity)
             rated_lines.append(
                 RatedLine(
                     key=charge.id,
@@ -483,8 +253,8 @@ class FusionBillingSubscription(models.Model):
                     if metric.unit_name
                     else metric.name,
                     quantity=quantity,
-                    amount=charges.amount(engine_charge, quantity, rounding),
-                    pricing=charges.describe(engine_charge, quantity, currency.name),
+                    amount=amount,
+                    pricing=pricing,
                 )
             )
         if plan.base_price:
@@ -499,20 +269,18 @@ class FusionBillingSubscription(models.Model):
             )
         return rated_lines
 
-    def _period_text(self):
-        """The open period as the customer reads it (end date inclusive)."""
-        last_day = self._period_end() - timedelta(days=1)
-        return self.env._(
-            "%(start)s to %(end)s", start=self._period_start(), end=last_day
-        )
+    def _period_text(self, period):
+        """The period as the customer reads it (end date inclusive)."""
+        last_day = period.end - timedelta(days=1)
+        return self.env._("%(start)s to %(end)s", start=period.start, end=last_day)
 
-    def _prepare_invoice_values(self, rated_lines):
-        """The open period's new invoice: one line per non-zero rated line.
-        None when every amount is zero: a period with nothing to bill gets no
+    def _prepare_invoice_values(self, period, rated_lines):
+        """The period's new invoice: one line per non-zero rated line. None
+        when every amount is zero: a period with nothing to bill gets no
         invoice."""
         self.ensure_one()
         lines = [
-            Command.create(self._prepare_invoice_line_values(rated))
+            Command.create(self._prepare_invoice_line_values(period, rated))
             for rated in rated_lines
             if rated.amount
         ]
@@ -521,21 +289,21 @@ class FusionBillingSubscription(models.Model):
         values = {
             "move_type": "out_invoice",
             "partner_id": self.partner_id.id,
-            "currency_id": self.currency_id.id,
+            "currency_id": period.plan.currency_id.id,
             "invoice_origin": self.external_ref,
             "fusion_subscription_id": self.id,
-            "fusion_period_start": self._period_start(),
-            "fusion_period_end": self._period_end(),
+            "fusion_period_start": period.start,
+            "fusion_period_end": period.end,
             "invoice_line_ids": lines,
         }
         if self.service_id.journal_id:
             values["journal_id"] = self.service_id.journal_id.id
         return values
 
-    def _prepare_invoice_line_values(self, rated_line):
+    def _prepare_invoice_line_values(self, period, rated_line):
         """An invoice line whose subtotal is exactly the engine's amount: one
         unit at the rounded amount (usage and pricing are in the description)."""
-        name = f"{rated_line.title}, {self._period_text()}"
+        name = f"{rated_line.title}, {self._period_text(period)}"
         if rated_line.pricing:
             name += f"\n{rated_line.pricing}"
         return {
@@ -550,34 +318,7 @@ class FusionBillingSubscription(models.Model):
             "fusion_usage_quantity": float(rated_line.quantity),
         }
 
-    @api.model
-    def _create_period_invoices(self, values_by_subscription, errors):
-        """Create the new invoices, one ``create`` per company; if that fails,
-        again one by one so that only the failing subscriptions are left out.
-        Returns {subscription id: invoice}."""
-        created = {}
-        by_company = defaultdict(list)
-        for subscription, values in values_by_subscription.items():
-            by_company[subscription.company_id].append((subscription, values))
-        for company, items in by_company.items():
-            moves = self.env["account.move"].with_company(company)
-            try:
-                with self.env.cr.savepoint():
-                    invoices = moves.create([values for _sub, values in items])
-                    pairs = list(zip((sub for sub, _v in items), invoices, strict=True))
-                    for subscription, invoice in pairs:
-                        subscription._queue_invoice_event("invoice.created", invoice)
-            except Exception:  # retried one by one below, which records the culprit
-                pairs = []
-                for subscription, values in items:
-                    with subscription._rating_guard(errors):
-                        invoice = moves.create(values)
-                        subscription._queue_invoice_event("invoice.created", invoice)
-                        pairs.append((subscription, invoice))
-            created.update((sub.id, invoice) for sub, invoice in pairs)
-        return created
-
-    def _update_period_invoice(self, invoice, rated_lines):
+    def _update_period_invoice(self, period, invoice, rated_lines):
         """Bring the draft ``invoice`` in line with ``rated_lines``: a line
         per key, updated in place (to zero too); no new line for a zero
         amount; untouched when nothing changed."""
@@ -589,7 +330,7 @@ class FusionBillingSubscription(models.Model):
         }
         commands = []
         for rated in rated_lines:
-            values = self._prepare_invoice_line_values(rated)
+            values = self._prepare_invoice_line_values(period, rated)
             line = existing.get(rated.key)
             if not line:
                 if rated.amount:
@@ -745,177 +486,3 @@ class FusionBillingSubscription(models.Model):
         action["domain"] = [("fusion_subscription_id", "=", self.id)]
         action["context"] = {"default_move_type": "out_invoice", "create": False}
         return action
-
-    # ------------------------------------------------------------------
-    # Visibility: the running bill of the open period (SPEC §12)
-    # ------------------------------------------------------------------
-
-    def _open_period_estimate(self, quantities=None):
-        """Price each subscription's open period as the rating would now,
-        without writing: {subscription id: (rated lines, error)}. A
-        subscription without an open period has no lines; one whose charge
-        cannot be priced yet has the reason as ``error``. ``quantities`` are
-        the rating's aggregates when the caller already has them."""
-        rateable = self.filtered(lambda s: s.state == "active" and s.next_invoice_date)
-        if quantities is None:
-            quantities = rateable._rating_quantities()
-        estimates = dict.fromkeys(self.ids, ((), None))
-        for subscription in rateable:
-            try:
-                lines = subscription._prepare_rated_lines(quantities)
-            except ValueError as error:
-                estimates[subscription.id] = ((), str(error))
-            else:
-                estimates[subscription.id] = (tuple(lines), None)
-        return estimates
-
-    @api.model
-    def _estimate_total(self, rated_lines):
-        return sum((line.amount for line in rated_lines), Decimal(0))
-
-    def _daily_usage(self, days):
-        """Each charged metric's usage per UTC day in ``days``, aggregated the
-        way the rating aggregates a period (the rating's own query, with the
-        day as the window): {(subscription id, metric id, day): Decimal}, days
-        without usage absent. One query per day, whatever the number of
-        subscriptions."""
-        pairs = [
-            (subscription.id, metric_id)
-            for subscription in self
-            for metric_id in subscription.plan_id.charge_ids.metric_id.ids
-        ]
-        if not pairs:
-            return {}
-        self.env["fusion.billing.usage.event"].flush_model()
-        self.env["fusion.billing.metric"].flush_model(["aggregation", "property_name"])
-        subscription_ids = [subscription_id for subscription_id, _m in pairs]
-        metric_ids = [metric_id for _s, metric_id in pairs]
-        usage = {}
-        for day in days:
-            start = datetime.combine(day, datetime.min.time())
-            end = start + timedelta(days=1)
-            self.env.cr.execute(
-                RATING_QUANTITIES_SQL,
-                (
-                    subscription_ids,
-                    metric_ids,
-                    [start] * len(pairs),
-                    [end] * len(pairs),
-                    sorted(set(subscription_ids)),
-                    start,
-                    end,
-                ),
-            )
-            for subscription_id, metric_id, quantity in self.env.cr.fetchall():
-                usage[subscription_id, metric_id, day] = Decimal(quantity or 0)
-        return usage
-
-    def _portal_usage(self, chart_days=()):
-        """What the customer portal shows of each subscription, by id: the open
-        period (last day inclusive), per charge its usage and amount as the
-        rating would bill now, the estimate and, over ``chart_days``, one
-        daily usage chart per charged metric."""
-        estimates = self._open_period_estimate()
-        daily = self._daily_usage(chart_days) if chart_days else {}
-        charges_by_id = self.plan_id.charge_ids.grouped("id")
-        usage = {}
-        for subscription in self:
-            rated_lines, error = estimates[subscription.id]
-            open_period = (
-                subscription.state == "active" and subscription.next_invoice_date
-            )
-            charts = (
-                [
-                    (
-                        metric,
-                        charts_engine.bar_chart(
-                            chart_days,
-                            {
-                                day: daily.get(
-                                    (subscription.id, metric.id, day), Decimal(0)
-                                )
-                                for day in chart_days
-                            },
-                        ),
-                    )
-                    for metric in subscription.plan_id.charge_ids.metric_id
-                ]
-                if chart_days
-                else []
-            )
-            usage[subscription.id] = {
-                "period": (
-                    subscription._period_start(),
-                    subscription._period_end() - timedelta(days=1),
-                )
-                if open_period
-                else None,
-                "lines": [
-                    {
-                        "title": line.title,
-                        "metric": charges_by_id[line.key].metric_id
-                        if line.key != FIXED_FEE
-                        else None,
-                        "quantity": f"{line.quantity.normalize():,f}",
-                        "pricing": line.pricing,
-                        "amount": float(line.amount),
-                    }
-                    for line in rated_lines
-                ],
-                "total": float(self._estimate_total(rated_lines)),
-                "error": error,
-                "charts": charts,
-            }
-        return usage
-
-    @api.model
-    def _usage_summary(self, service, external_ref):
-        """The body of ``GET /usage/summary`` for ``service``'s subscription
-        ``external_ref``, None when the service has none such. The open period
-        is priced by ``_open_period_estimate``: what the rating bills now."""
-        subscription = self.search(
-            [("service_id", "=", service.id), ("external_ref", "=", external_ref)],
-            limit=1,
-        )
-        if not subscription:
-            return None
-        rated_lines, error = subscription._open_period_estimate()[subscription.id]
-        if error:
-            raise UserError(error)
-        customer = self.env["fusion.billing.customer"].search(
-            [
-                ("service_id", "=", service.id),
-                ("partner_id", "=", subscription.partner_id.id),
-            ],
-            limit=1,
-        )
-        charges_by_id = subscription.plan_id.charge_ids.grouped("id")
-        rounding = to_decimal(subscription.currency_id.rounding)
-        base_price = round_money(Decimal(0), rounding)
-        lines = []
-        for line in rated_lines:
-            if line.key == FIXED_FEE:
-                base_price = line.amount
-                continue
-            charge = charges_by_id[line.key]
-            lines.append(
-                summary.SummaryLine(
-                    metric=charge.metric_id.code,
-                    charge_model=charge.charge_model,
-                    quantity=line.quantity,
-                    amount=line.amount,
-                )
-            )
-        open_period = subscription.state == "active" and subscription.next_invoice_date
-        return summary.build_summary(
-            subscription=subscription.external_ref,
-            customer=customer.external_ref or None,
-            plan=subscription.plan_id.code,
-            currency=subscription.currency_id.name,
-            period=(subscription._period_start(), subscription._period_end())
-            if open_period
-            else None,
-            lines=lines,
-            base_price=base_price,
-            as_of=fields.Datetime.now(),
-        )

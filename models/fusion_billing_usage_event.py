@@ -33,6 +33,11 @@ class FusionBillingUsageEvent(models.Model):
     )
     idempotency_key = fields.Char(required=True)
     properties = fields.Json()
+    cancelled = fields.Boolean(
+        default=False,
+        help="Cancelled by the app (POST /usage/cancel): kept for audit, never "
+        "rated, and its idempotency key stays used.",
+    )
 
     _idempotency_unique = models.Constraint(
         "UNIQUE(subscription_id, metric_id, idempotency_key)",
@@ -43,6 +48,9 @@ class FusionBillingUsageEvent(models.Model):
     )
     # Serves the rating aggregation: one subscription, one metric, a time window.
     _rating_idx = models.Index("(subscription_id, metric_id, timestamp)")
+    # Few events are cancelled: the Cancelled filter and audits read this small
+    # index instead of the table.
+    _cancelled_idx = models.Index("(subscription_id, timestamp) WHERE cancelled")
 
     @api.model
     def _ingest(self, service, items, now=None):

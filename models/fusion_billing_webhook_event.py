@@ -14,13 +14,12 @@ from ..core import delivery, retry, signing, urlguard
 
 _logger = logging.getLogger(__name__)
 
-# Deliveries claimed per transaction: each is sent and committed on its own, so a
-# batch only bounds how many rows one worker holds at a time.
-BATCH_SIZE = 10
-# Seconds allowed to connect and for each read of the answer.
-DELIVERY_TIMEOUT = 10
-# A claimed row stays "sending" until its lease ends. A batch of slow receivers
-# takes far less than this, so only a worker that died leaves a lease to expire.
+# One absolute deadline per attempt (seconds) for connecting, TLS, sending and
+# reading the answer together, whatever the receiver does.
+DELIVERY_DEADLINE = 30
+# A claimed row stays "sending" until its lease ends. A worker claims one row at a
+# time and its attempt (name resolution included) ends long before the lease, so
+# only a worker that died leaves a lease to expire.
 LEASE = timedelta(minutes=10)
 
 STATES = [
@@ -141,20 +140,20 @@ class FusionBillingWebhookEvent(models.Model):
         time_left = self._commit_webhook_progress()
         while time_left > 0:
             try:
-                events = self._claim_due(BATCH_SIZE)
+                event = self._claim_due()
             except SerializationFailure:
                 # Another worker claimed matching rows after this transaction's
                 # snapshot was taken (REPEATABLE READ): a new one sees them taken.
                 time_left = self._commit_webhook_progress()
                 continue
-            if not events:
+            if not event:
                 break
             # Pessimistic, like mail.mail: once "sending" is committed no other
-            # worker picks these rows, even if this one dies during the call.
+            # worker picks the row, even if this one dies during the call. One row
+            # at a time, so a worker that dies costs an attempt to that row only.
             self._commit_webhook_progress()
-            for event in events:
-                event._send()
-                time_left = self._commit_webhook_progress(1)
+            event._attempt()
+            time_left = self._commit_webhook_progress(1)
         self._commit_webhook_progress(remaining=self._count_due())
 
     @api.model
@@ -189,9 +188,9 @@ class FusionBillingWebhookEvent(models.Model):
         )
 
     @api.model
-    def _claim_due(self, limit):
-        """Mark up to ``limit`` due events as "sending" under a lease, skipping rows
-        another worker has locked; the attempt is counted now, before the call."""
+    def _claim_due(self):
+        """Mark the next due event as "sending" under a lease, skipping rows another
+        worker has locked; the attempt is counted now, before the call."""
         now = fields.Datetime.now()
         self.flush_model()
         self.env["fusion.billing.service"].flush_model(["webhook_url"])
@@ -216,14 +215,13 @@ class FusionBillingWebhookEvent(models.Model):
                                ON s.id = e.service_id AND s.webhook_url != ''
                             WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
                             ORDER BY e.next_attempt_at, e.id
-                            LIMIT %(limit)s
+                            LIMIT 1
                               FOR UPDATE OF e SKIP LOCKED)
                  RETURNING id
                     """,
                     now=now,
                     lease_end=now + LEASE,
                     uid=self.env.uid,
-                    limit=limit,
                 ),
                 log_exceptions=False,
             )
@@ -238,7 +236,7 @@ class FusionBillingWebhookEvent(models.Model):
                 "write_date",
             ]
         )
-        return self.browse(sorted(ids))
+        return self.browse(ids)
 
     @api.model
     def _take_back_expired_leases(self):
@@ -272,6 +270,22 @@ class FusionBillingWebhookEvent(models.Model):
                 ),
             )
 
+    def _attempt(self):
+        """Send a claimed event; an unexpected error fails this attempt only, so
+        that the other due events still go out."""
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint():
+                self._send()
+        except Exception:
+            _logger.exception("Webhook %s: the attempt failed", self.event_id)
+            self._record_failure(
+                None,
+                self.env._(
+                    "The attempt failed with an internal error (see the server log)."
+                ),
+            )
+
     def _send(self):
         """Make one attempt of a claimed event: sign the stored body afresh and
         POST it to the address the URL guard checked."""
@@ -301,7 +315,7 @@ class FusionBillingWebhookEvent(models.Model):
             target,
             body,
             headers,
-            timeout=DELIVERY_TIMEOUT,
+            timeout=DELIVERY_DEADLINE,
             ssl_context=self._webhook_ssl_context(),
         )
         _logger.info(
@@ -313,7 +327,7 @@ class FusionBillingWebhookEvent(models.Model):
             result.duration_ms,
         )
         if delivery.is_success(result.status_code):
-            self.write(
+            self._record(
                 {
                     "state": "delivered",
                     "delivered_at": fields.Datetime.now(),
@@ -340,7 +354,7 @@ class FusionBillingWebhookEvent(models.Model):
         else:
             state = "pending"
             next_attempt_at = fields.Datetime.now() + retry.next_delay(self.attempts)
-        self.write(
+        self._record(
             {
                 "state": state,
                 "next_attempt_at": next_attempt_at,
@@ -348,3 +362,49 @@ class FusionBillingWebhookEvent(models.Model):
                 "last_error": error,
             }
         )
+
+    def _record(self, values):
+        """Store the outcome of the attempt counted in ``attempts``, only while the
+        row is still in the claim that made it: once its lease has run out, the row
+        was taken back (or sent again) and that outcome is the one that stands."""
+        self.ensure_one()
+        self.flush_recordset()
+        assignments = SQL(", ").join(
+            SQL(
+                "%s = %s",
+                SQL.identifier(name),
+                self._fields[name].convert_to_column(value, self),
+            )
+            for name, value in {
+                **values,
+                "write_uid": self.env.uid,
+                "write_date": fields.Datetime.now(),
+            }.items()
+        )
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        UPDATE fusion_billing_webhook_event
+                           SET %s
+                         WHERE id = %s AND state = 'sending' AND attempts = %s
+                     RETURNING id
+                        """,
+                        assignments,
+                        self.id,
+                        self.attempts,
+                    ),
+                    log_exceptions=False,
+                )
+                recorded = bool(self.env.cr.fetchone())
+        except SerializationFailure:
+            recorded = False  # another worker changed the row meanwhile
+        self.invalidate_recordset([*values, "write_uid", "write_date"])
+        if not recorded:
+            _logger.warning(
+                "Webhook %s attempt %s: outcome not recorded, the row left this "
+                "claim (lease expired)",
+                self.event_id,
+                self.attempts,
+            )

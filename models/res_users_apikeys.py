@@ -9,22 +9,23 @@ class ResUsersApikeys(models.Model):
     _inherit = "res.users.apikeys"
 
     def action_fusion_billing_revoke(self):
-        """Revoke service API keys from the service form (billing managers)."""
-        if not self.env.user.has_group("fusion_billing.group_fusion_billing_manager"):
-            raise AccessError(
-                self.env._("Only billing managers can revoke service API keys.")
-            )
+        """Revoke service API keys from the service form: billing managers who may
+        configure the service (its company) revoke its keys, nobody else's."""
+        # The record rule lets billing managers see keys of their companies'
+        # services only.
+        self.check_access("read")
+        keys = self.sudo()
         services = (
             self.env["fusion.billing.service"]
-            .sudo()
-            .search([("user_id", "in", self.sudo().user_id.ids)])
+            .with_context(active_test=False)
+            .search([("user_id", "in", keys.user_id.ids)])
         )
-        keys = self.sudo()
         if any(key.scope != API_KEY_SCOPE for key in keys) or (
             keys.user_id - services.user_id
         ):
             raise AccessError(
                 self.env._("Only keys of a billed service can be revoked here.")
             )
+        services.check_access("write")
         keys._remove()
         return True

@@ -1,8 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from psycopg2 import IntegrityError
 
+from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..core import charges
@@ -25,6 +26,25 @@ class TestDataModel(FusionBillingCase):
     def test_service_code_format(self):
         with self.assertRaises(ValidationError):
             self._create_service("Bad", "Nexa Cloud")
+
+    def test_service_period_lifecycle_defaults_and_bounds(self):
+        self.assertEqual(self.service.grace_period_hours, 1)
+        self.assertEqual(self.service.late_usage_policy, "reject")
+        self.assertEqual(self.service.late_usage_days, 35)
+        for field in ("grace_period_hours", "late_usage_days"):
+            with (
+                self.subTest(field=field),
+                mute_logger("odoo.sql_db"),
+                self.assertRaises(IntegrityError),
+                self.cr.savepoint(),
+            ):
+                self.service.write({field: -1})
+                self.service.flush_recordset()
+
+    def test_subscription_end_date_after_start(self):
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self.subscription_a.end_date = self.subscription_a.start_date
+            self.subscription_a.flush_recordset()
 
     def test_metric_code_unique_per_service_only(self):
         other = self._create_service("Other", "fb_test_other")
@@ -217,3 +237,123 @@ class TestAccessRights(FusionBillingCase):
         ).search([])
         self.assertIn(self.service, visible)
         self.assertNotIn(foreign, visible)
+
+
+@tagged("post_install", "-at_install")
+class TestTechnicalUser(FusionBillingCase):
+    """A billing manager configures services, never Odoo users."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.victim = new_test_user(cls.env, login="fb_victim", groups="base.group_user")
+        cls.Service = cls.env["fusion.billing.service"].with_user(cls.billing_manager)
+
+    def test_manager_cannot_create_a_service_on_an_existing_user(self):
+        with self.assertRaises(AccessError):
+            self.Service.create(
+                {"name": "Hijack", "code": "fb_hijack", "user_id": self.victim.id}
+            )
+        self.assertFalse(self.victim.fusion_billing_service_ids)
+
+    def test_manager_cannot_repoint_a_service(self):
+        service = self.service.with_user(self.billing_manager)
+        technical = service.user_id
+        for target in (self.victim, self.env["fusion.billing.service"].browse()):
+            with self.assertRaises(AccessError):
+                service.write({"user_id": target.id})
+        with self.assertRaises(AccessError):
+            # not even with elevated rights once the service has its user
+            self.service.sudo().write({"user_id": self.victim.id})
+        self.assertEqual(self.service.user_id, technical)
+
+    def test_archiving_reaches_only_the_addon_technical_user(self):
+        service = self.Service.create({"name": "Own", "code": "fb_own"})
+        self.assertTrue(service.user_id.fusion_billing_technical)
+        service.action_archive()
+        self.assertFalse(service.user_id.active)
+        service.action_unarchive()
+        self.assertTrue(service.user_id.active)
+        # A service pointed at a person before user_id was locked must not
+        # archive or re-activate that person.
+        self.env.cr.execute(
+            "UPDATE fusion_billing_service SET user_id = %s WHERE id = %s",
+            [self.victim.id, service.id],
+        )
+        service.invalidate_recordset(["user_id"])
+        service.action_archive()
+        self.assertTrue(self.victim.active)
+        self.victim.sudo().active = False
+        service.action_unarchive()
+        self.assertFalse(self.victim.with_context(active_test=False).active)
+
+    def test_two_services_cannot_share_a_technical_user(self):
+        other = self._create_service("Other", "fb_test_other")
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self.env.cr.execute(
+                "UPDATE fusion_billing_service SET user_id = %s WHERE id = %s",
+                [self.service.user_id.id, other.id],
+            )
+
+
+@tagged("post_install", "-at_install")
+class TestCompanySeparation(FusionBillingCase):
+    """A billing manager of another company neither sees nor touches this
+    company's services, keys or data."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.other_company = cls.env["res.company"].create({"name": "FB Other Co"})
+        cls.foreign_manager = new_test_user(
+            cls.env,
+            login="fb_foreign_manager",
+            groups="base.group_user,fusion_billing.group_fusion_billing_manager",
+            company_id=cls.other_company.id,
+            company_ids=[Command.set(cls.other_company.ids)],
+        )
+        cls.key = cls.service.generate_api_key("production")
+        cls.Keys = cls.env["res.users.apikeys"]
+
+    def _service_keys(self):
+        return self.Keys.sudo().search([("user_id", "=", self.service.user_id.id)])
+
+    def test_foreign_manager_neither_sees_nor_revokes_keys(self):
+        keys = self._service_keys()
+        foreign = self.Keys.with_user(self.foreign_manager)
+        self.assertFalse(foreign.search([("id", "in", keys.ids)]))
+        with self.assertRaises(AccessError):
+            keys.with_user(self.foreign_manager).read(["name"])
+        with self.assertRaises(AccessError):
+            keys.with_user(self.foreign_manager).action_fusion_billing_revoke()
+        self.assertEqual(self._service_keys(), keys)
+        Service = self.env["fusion.billing.service"]
+        self.assertEqual(Service._authenticate_bearer(self.key), self.service)
+
+    def test_foreign_manager_cannot_issue_keys_or_configure(self):
+        service = self.service.with_user(self.foreign_manager)
+        with self.assertRaises(AccessError):
+            service.generate_api_key("stolen")
+        with self.assertRaises(AccessError):
+            service.write({"webhook_url": False})
+        self.assertEqual(len(self._service_keys()), 1)
+
+    def test_own_manager_sees_and_revokes(self):
+        keys = self._service_keys()
+        mine = self.Keys.with_user(self.billing_manager)
+        self.assertEqual(mine.search([("id", "in", keys.ids)]), keys)
+        keys.with_user(self.billing_manager).action_fusion_billing_revoke()
+        self.assertFalse(self._service_keys())
+        Service = self.env["fusion.billing.service"]
+        self.assertFalse(Service._authenticate_bearer(self.key))
+
+    def test_manager_of_both_companies_sees_keys_of_the_active_ones(self):
+        self.foreign_manager.company_ids = [Command.link(self.env.company.id)]
+        keys = self._service_keys()
+        foreign = self.Keys.with_user(self.foreign_manager)
+        only_other = foreign.with_context(allowed_company_ids=self.other_company.ids)
+        self.assertFalse(only_other.search([("id", "in", keys.ids)]))
+        both = foreign.with_context(
+            allowed_company_ids=[self.other_company.id, self.env.company.id]
+        )
+        self.assertEqual(both.search([("id", "in", keys.ids)]), keys)

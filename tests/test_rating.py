@@ -1,11 +1,15 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from datetime import date, datetime
+import math
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from unittest.mock import patch
 
+from odoo import Command
 from odoo.tests import tagged
 
 from ..core import charges
+from ..models.fusion_billing_charge import FusionBillingCharge
+from ..models.fusion_billing_rating import FusionBillingRating
 from ..models.fusion_billing_subscription import FusionBillingSubscription
 from .common import FusionBillingCase
 
@@ -61,8 +65,10 @@ class TestRating(FusionBillingCase):
             )
         )
 
-    def _rate(self, today, **kwargs):
-        self.Subscription._cron_rate_usage(today=today, **kwargs)
+    def _rate(self, day, **kwargs):
+        """Run the rating cron as it runs at 00:00 UTC on ``day``."""
+        now = datetime.combine(day, time(), tzinfo=timezone.utc)
+        self.env["fusion.billing.rating"]._cron_rate_usage(now=now, **kwargs)
 
     def _invoices(self, subscription):
         return self.env["account.move"].search(
@@ -336,26 +342,49 @@ class TestRating(FusionBillingCase):
     def test_a_run_stopped_by_the_time_limit_resumes_where_it_stopped(self):
         """Each call rates a subscription once per cycle: a run that stops
         after one batch is resumed by the next call, not restarted."""
-        subs = self.Subscription.search([("state", "=", "active")])
-        with patch.object(
-            FusionBillingSubscription, "_rating_commit_progress", return_value=0
+        ours = self.subscription_a | self.subscription_b | self.subscription_c
+        calls = []
+        original = FusionBillingRating._rate_batch
+
+        def spy(records, subscriptions, now, cycle=None):
+            calls.append(subscriptions.ids)
+            return original(records, subscriptions, now, cycle)
+
+        with (
+            patch.object(FusionBillingRating, "_rate_batch", spy),
+            patch.object(
+                FusionBillingRating, "_rating_commit_progress", return_value=0
+            ),
         ):
             self._rate(date(2026, 1, 20), batch_size=1)
-        rated = subs.filtered("rating_date")
-        self.assertEqual(len(rated), 1)
-        cycle = rated.rating_cycle
-        calls = []
-        original = FusionBillingSubscription._rate_batch
-
-        def spy(records, today, cycle):
-            calls.append(records.ids)
-            return original(records, today, cycle)
-
-        with patch.object(FusionBillingSubscription, "_rate_batch", spy):
+        self.assertEqual(len(calls), 1, "stopped after its first batch")
+        with patch.object(FusionBillingRating, "_rate_batch", spy):
             self._rate(date(2026, 1, 20), batch_size=1)
-        self.assertNotIn(rated.ids, calls)
-        self.assertEqual(len(calls), len(subs) - 1)
-        self.assertEqual(set(subs.mapped("rating_cycle")), {cycle})
+        rated = [sub_id for batch in calls for sub_id in batch]
+        self.assertEqual(len(rated), len(set(rated)), "nobody rated twice")
+        self.assertLessEqual(set(ours.ids), set(rated))
+        self.assertEqual(len(set(ours.mapped("rating_cycle"))), 1)
+
+    def test_every_run_rates_every_subscription_new_ones_too(self):
+        """A subscription added since the last run does not make the next run
+        rate only it: usage and price changes reach every invoice."""
+        sub = self.subscription_c
+        self._event(sub, self.metric_calls, 100, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 10))
+        invoice = self._invoices(sub)
+        partner = self.env["res.partner"].create({"name": "Newcomer"})
+        self._create_customer(self.service, partner, "cus_new")
+        newcomer = self._create_subscription(
+            self.service, partner, self.plan_usage, "sub_new", JAN
+        )
+        self._event(newcomer, self.metric_calls, 80, datetime(2026, 1, 10))
+        self._event(sub, self.metric_calls, 100, datetime(2026, 1, 10))
+        self.charge_usage_calls.unit_price = 0.02
+        self._rate(date(2026, 1, 11))
+        self.assertEqual(
+            self._line(invoice, self.charge_usage_calls).price_subtotal, 4.0
+        )
+        self.assertEqual(self._invoices(newcomer).amount_untaxed, 1.6)
 
     def test_a_broken_subscription_does_not_block_the_others(self):
         plan = self.env["fusion.billing.plan"].create(
@@ -412,8 +441,8 @@ class TestRating(FusionBillingCase):
             self._event(sub, self.metric_calls, 100, datetime(2026, 1, 9))
         original = FusionBillingSubscription._prepare_invoice_values
 
-        def sabotaged(records, rated_lines):
-            values = original(records, rated_lines)
+        def sabotaged(records, period, rated_lines):
+            values = original(records, period, rated_lines)
             if records == self.subscription_b:
                 values["invoice_line_ids"][0][2]["product_id"] = 987654321
             return values
@@ -463,10 +492,17 @@ class TestRating(FusionBillingCase):
             self.assertEqual(len(self._webhooks("invoice.finalized", invoice)), 1)
         self.assertFalse(self._webhooks("invoice.finalized", invoices[3]))
 
-        queued = self.WebhookEvent.sudo().search_count([])
+        queued = self.WebhookEvent.sudo().search_count(
+            [("service_id", "=", self.service.id)]
+        )
         self._rate(date(2026, 4, 10))
         self.assertEqual(self._invoices(sub), invoices)
-        self.assertEqual(self.WebhookEvent.sudo().search_count([]), queued)
+        self.assertEqual(
+            self.WebhookEvent.sudo().search_count(
+                [("service_id", "=", self.service.id)]
+            ),
+            queued,
+        )
 
     def test_periods_stay_anchored_on_the_start_date(self):
         partner = self.env["res.partner"].create({"name": "Month end"})
@@ -576,3 +612,94 @@ class TestRating(FusionBillingCase):
         self.assertEqual(
             self.env["account.move"].search(action["domain"]), self._invoices(sub)
         )
+
+    # -- extension points ------------------------------------------------------
+
+    def test_a_charge_model_added_by_another_addon_is_rated_by_its_hook(self):
+        """An addon adds a charge model (selection_add) and prices it in
+        ``_rate``; rating, invoice and form go through that hook."""
+        charge_model = self.env["fusion.billing.charge"]._fields["charge_model"]
+        original = FusionBillingCharge._rate
+
+        def _rate(charge, quantity):
+            if charge.charge_model == "per_thousand":
+                thousands = math.ceil(quantity / 1000)
+                return thousands * Decimal("2.50"), f"{thousands} x 2.50 per 1,000"
+            return original(charge, quantity)
+
+        self.enterContext(patch.dict(charge_model._selection, per_thousand="1,000s"))
+        self.enterContext(patch.object(FusionBillingCharge, "_rate", _rate))
+        self.charge_usage_calls.charge_model = "per_thousand"
+        sub = self.subscription_c
+        self._event(sub, self.metric_calls, 2001, datetime(2026, 1, 9))
+        self.assertEqual(sub.estimated_amount, 7.5)
+        self._rate(date(2026, 1, 20))
+        line = self._line(self._invoices(sub), self.charge_usage_calls)
+        self.assertEqual(line.price_subtotal, 7.5)
+        self.assertIn("3 x 2.50 per 1,000", line.name)
+
+    def test_an_unknown_aggregation_is_an_error_never_a_zero(self):
+        aggregation = self.env["fusion.billing.metric"]._fields["aggregation"]
+        self.enterContext(patch.dict(aggregation._selection, p95="95th percentile"))
+        latency = self._create_metric(self.service, "latency", "p95")
+        self._create_charge(self.plan_usage, latency, "standard", unit_price=1.0)
+        sub = self.subscription_c
+        self._event(sub, self.metric_calls, 100, datetime(2026, 1, 9))
+        self._event(sub, latency, 30, datetime(2026, 1, 9))
+        self._event(self.subscription_a, self.metric_calls, 100, datetime(2026, 1, 9))
+
+        self.assertIn("p95", sub.usage_summary, "the form says why, and opens")
+        self.assertEqual(sub.estimated_amount, 0.0)
+        self._rate(FEB)
+        self.assertIn("p95", sub.rating_error)
+        self.assertFalse(self._invoices(sub), "no invoice billing the usage as 0")
+        self.assertEqual(sub.next_invoice_date, FEB, "its period stays open")
+        self.assertFalse(self.subscription_a.rating_error)
+        self.assertEqual(self.subscription_a.next_invoice_date, MAR)
+
+    # -- quantities ----------------------------------------------------------------
+
+    def test_a_tiny_quantity_never_makes_a_subscription_unratable(self):
+        """1 + 5e-324 has 324 decimal places: priced exactly it would need
+        more digits than any context holds. Quantities are bounded to 12
+        places, so it rates (and the form opens) like 1."""
+        sub = self.subscription_a
+        self._event(sub, self.metric_calls, 1, datetime(2026, 1, 9))
+        self._event(sub, self.metric_calls, 5e-324, datetime(2026, 1, 10))
+        self.assertEqual(sub.estimated_amount, 49.01)
+        self._rate(FEB)
+        self.assertFalse(sub.rating_error)
+        invoice = self._invoices(sub)[0]
+        self.assertEqual(self._line(invoice, self.charge_calls).price_subtotal, 0.01)
+        self.assertEqual(invoice.amount_untaxed, 49.01)
+        self.assertEqual(sub.next_invoice_date, MAR)
+
+    # -- companies -----------------------------------------------------------------
+
+    def test_the_cron_rates_every_company_in_that_company(self):
+        """The cron's user need not see a subscription's company: each is
+        rated and invoiced in its own company."""
+        other = self.setup_other_company(name="Other billing company")["company"]
+        service = self._create_service("Elsewhere", "fb_elsewhere", company_id=other.id)
+        metric = self._create_metric(service, "api_calls", "sum")
+        plan = self.env["fusion.billing.plan"].create(
+            {"service_id": service.id, "name": "Elsewhere", "code": "else"}
+        )
+        charge = self._create_charge(plan, metric, "standard", unit_price=0.5)
+        partner = self.env["res.partner"].create({"name": "Remote customer"})
+        self._create_customer(service, partner, "cus_remote")
+        sub = self._create_subscription(service, partner, plan, "sub_remote", JAN)
+        self._event(sub, metric, 10, datetime(2026, 1, 9))
+        self._event(self.subscription_c, self.metric_calls, 80, datetime(2026, 1, 9))
+        self.env.user.write({"company_ids": [Command.unlink(other.id)]})
+
+        self._rate(date(2026, 1, 20))
+        invoice = (
+            self.env["account.move"]
+            .sudo()
+            .search([("fusion_subscription_id", "=", sub.id)])
+        )
+        self.assertEqual(invoice.company_id, other)
+        self.assertEqual(invoice.journal_id.company_id, other)
+        self.assertEqual(self._line(invoice, charge).price_subtotal, 5.0)
+        self.assertEqual(self._invoices(self.subscription_c).amount_untaxed, 1.0)

@@ -6,6 +6,8 @@ from datetime import date
 from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, tagged
+from odoo.tests.common import JsonRpcException
+from odoo.tools import mute_logger
 
 from .common import FusionBillingCase
 
@@ -84,15 +86,20 @@ class ReconciliationCase(FusionBillingCase):
         )
 
     def _new_row(self, odoo, external, partner=None, period="2026-01"):
-        return self.Reconciliation.create(
-            {
-                "service_id": self.service.id,
-                "partner_id": (partner or self.partner_a).id,
-                "period": period,
-                "currency_id": self.currency.id,
-                "odoo_amount": odoo,
-                "external_amount": external,
-            }
+        """A row with both amounts, as invoices and the app would give them."""
+        return (
+            self.Reconciliation.sudo()
+            .create(
+                {
+                    "service_id": self.service.id,
+                    "partner_id": (partner or self.partner_a).id,
+                    "period": period,
+                    "currency_id": self.currency.id,
+                    "odoo_amount": odoo,
+                    "external_amount": external,
+                }
+            )
+            .sudo(False)
         )
 
     def _import_csv(self, text, user=None, service=None):
@@ -244,7 +251,8 @@ class TestOdooAmounts(ReconciliationCase):
         row = self._row(self.partner_a, "2026-01")
         self.assertEqual(row.currency_id, other, "the row takes the invoices' currency")
         self.assertEqual(row.odoo_amount, 100)
-        row.currency_id = self.currency
+        # As the app's first amount in the company currency would.
+        row.sudo().currency_id = self.currency
         self._sync("2026-01")
         self.assertEqual(row.odoo_amount, invoice.amount_untaxed_signed)
         self.assertEqual(row.odoo_amount, 50)
@@ -373,9 +381,9 @@ class TestStatus(ReconciliationCase):
         row.write({"note": "Known", "status": "resolved"})
         self.service.reconciliation_tolerance = 1
         self.assertEqual(row.status, "resolved")
-        row.external_amount = 119.5
+        row.sudo().external_amount = 119.5
         self.assertEqual(row.status, "match")
-        row.external_amount = 90
+        row.sudo().external_amount = 90
         self.assertEqual(row.status, "delta")
 
     def test_reopen_and_no_hand_made_match(self):
@@ -560,6 +568,69 @@ class TestReconciliationAccess(ReconciliationCase):
         summary = self.env["fusion.billing.reconciliation.summary"].with_user(user)
         self.assertEqual(summary.search([]).row_count, 1)
 
+    def test_nobody_edits_amounts_by_hand(self):
+        row = self._new_row(100, 100)
+        self.assertEqual(row.status, "match")
+        for user in (self.billing_user, self.billing_manager):
+            for values in (
+                {"odoo_amount": 90},
+                {"external_amount": 90},
+                {"external_source": "import"},
+                {"external_source": False},
+                {"resolved_amounts": "90.0|100.0"},
+                {"partner_id": self.partner_b.id},
+                {"period": "2026-02"},
+            ):
+                with (
+                    self.subTest(user=user.login, values=values),
+                    self.assertRaises(AccessError),
+                ):
+                    row.with_user(user).write(values)
+            with self.assertRaises(AccessError):
+                self.Reconciliation.with_user(user).create(
+                    {
+                        "service_id": self.service.id,
+                        "partner_id": self.partner_b.id,
+                        "period": "2026-01",
+                        "currency_id": self.currency.id,
+                        "odoo_amount": 5,
+                        "external_amount": 5,
+                    }
+                )
+        self.assertRecordValues(
+            row,
+            [
+                {
+                    "odoo_amount": 100,
+                    "external_amount": 100,
+                    "external_source": False,
+                    "status": "match",
+                    "partner_id": self.partner_a.id,
+                }
+            ],
+        )
+        self.assertFalse(self._row(self.partner_b, "2026-01"))
+
+    def test_user_import_is_recorded_on_the_row(self):
+        self._invoice(self.partner_a, 100, subscription=self.subscription_a, period=JAN)
+        wizard = self._import_csv(
+            f"customer,period,amount,currency\ncus_a,2026-01,90,{self.currency.name}\n",
+            user=self.billing_user,
+        ).with_context(tracking_disable=False, mail_notrack=False)
+        wizard.action_import()
+        row = self._row(self.partner_a, "2026-01")
+        self.assertRecordValues(
+            row,
+            [{"external_amount": 90, "external_source": "import", "status": "delta"}],
+        )
+        self.env.cr.flush()
+        tracked = row.message_ids.filtered("tracking_value_ids")
+        self.assertEqual(tracked.author_id, self.billing_user.partner_id)
+        self.assertIn(
+            "external_amount",
+            tracked.tracking_value_ids.field_id.mapped("name"),
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestReconciliationApi(ReconciliationCase, HttpCase):
@@ -647,6 +718,21 @@ class TestReconciliationApi(ReconciliationCase, HttpCase):
         )
         self.assertEqual((status, body["error"]["code"]), (400, "all_rejected"))
         self.assertFalse(self.Reconciliation.search([]))
+
+    def test_user_cannot_write_amounts_over_json_rpc(self):
+        row = self._new_row(100, 90)
+        self.authenticate("fb_user", "fb_user")
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self.make_jsonrpc_request(
+                "/web/dataset/call_kw/fusion.billing.reconciliation/write",
+                {
+                    "model": "fusion.billing.reconciliation",
+                    "method": "write",
+                    "args": [row.ids, {"external_amount": 100}],
+                    "kwargs": {},
+                },
+            )
+        self.assertRecordValues(row, [{"external_amount": 90, "status": "delta"}])
 
     def test_a_key_only_reaches_its_own_service(self):
         code = self.currency.name

@@ -22,10 +22,11 @@ from unittest.mock import patch
 
 from psycopg2.errors import SerializationFailure
 
-from odoo import SUPERUSER_ID, api, fields
-from odoo.exceptions import ValidationError
+from odoo import SUPERUSER_ID, Command, api, fields
+from odoo.exceptions import AccessError, ValidationError
 from odoo.modules.registry import DummyRLock, Registry
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tools import mute_logger
 
 from ..core import signing
 from ..models import fusion_billing_webhook_event as webhook_event_module
@@ -41,8 +42,9 @@ except ImportError:
 HOST = "hooks.fusion.test"
 
 
-class WorkerKilled(Exception):
-    """Stands for a cron worker process that dies in the middle of its work."""
+class WorkerKilled(BaseException):
+    """Stands for a cron worker process that dies in the middle of its work
+    (nothing of the worker runs after it)."""
 
 
 PUBLIC_ADDRESS = "93.184.215.14"
@@ -60,6 +62,15 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         server.received.append((dict(self.headers), body))
         if server.delay:
             server.release.wait(server.delay)
+        if server.trickle:
+            # One byte of the answer at a time, each well within a read timeout.
+            answer = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+            for byte in answer:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if server.release.wait(server.trickle):
+                    return
+            return
         self.send_response(server.status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -93,6 +104,7 @@ class ReceiverMixin:
         httpd.received = []
         httpd.status = 204
         httpd.delay = 0
+        httpd.trickle = 0
         httpd.release = threading.Event()
         threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
         cls.addClassCleanup(httpd.server_close)
@@ -123,6 +135,7 @@ class ReceiverMixin:
         self.httpd.received.clear()
         self.httpd.status = 204
         self.httpd.delay = 0
+        self.httpd.trickle = 0
         self.httpd.release.clear()
         # Unblocks a receiver still holding back an answer when the test ends.
         self.addCleanup(self.httpd.release.set)
@@ -261,7 +274,7 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         event = self._queue()
         self.httpd.delay = 5
         before = fields.Datetime.now()
-        with patch.object(webhook_event_module, "DELIVERY_TIMEOUT", 0.5):
+        with patch.object(webhook_event_module, "DELIVERY_DEADLINE", 0.5):
             self._deliver()
         after = fields.Datetime.now()
         self.assertRecordValues(
@@ -276,6 +289,46 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
             ],
         )
         self._assert_due_in(event, timedelta(seconds=120), before, after)
+
+    def test_trickling_receiver_is_cut_at_the_deadline(self):
+        """A receiver that sends its answer a byte every 0.2 s, each byte well
+        within any read timeout, is cut at the attempt's deadline."""
+        event = self._queue()
+        self.httpd.trickle = 0.2
+        started = time.monotonic()
+        with patch.object(webhook_event_module, "DELIVERY_DEADLINE", 1):
+            self._deliver()
+        elapsed = time.monotonic() - started
+        self.assertRecordValues(
+            event, [{"state": "pending", "attempts": 1, "last_error": "timeout"}]
+        )
+        self.assertLess(elapsed, 2, "the answer alone would take 9 s")
+        self.assertEqual(len(self._received(event.event_id)), 1)
+
+    def test_an_error_in_one_delivery_spares_the_others(self):
+        broken, sound = self._queue({"n": 1}), self._queue({"n": 2})
+        event_model = self.registry["fusion.billing.webhook.event"]
+        send = event_model._send
+
+        def send_unless_broken(event):
+            if event == broken:
+                raise RuntimeError("a bug in one delivery")
+            return send(event)
+
+        with (
+            patch.object(event_model, "_send", send_unless_broken),
+            mute_logger(webhook_event_module.__name__),
+        ):
+            self._deliver()
+        self.assertRecordValues(
+            broken + sound,
+            [
+                {"state": "pending", "attempts": 1},
+                {"state": "delivered", "attempts": 1},
+            ],
+        )
+        self.assertIn("internal error", broken.last_error)
+        self.assertFalse(self._received(broken.event_id))
 
     def test_failed_after_max_attempts_then_manual_retry(self):
         self.service.webhook_max_attempts = 3
@@ -317,7 +370,7 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         # A worker claims the event, commits "sending", and is killed before the
         # receiver answers.
         before = fields.Datetime.now()
-        self.assertIn(event, self.Event._claim_due(10))
+        self.assertEqual(self.Event._claim_due(), event)
         after = fields.Datetime.now()
         self.assertRecordValues(event, [{"state": "sending", "attempts": 1}])
         self._assert_due_in(event, webhook_event_module.LEASE, before, after)
@@ -341,7 +394,7 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
     def test_expired_lease_on_last_attempt_fails(self):
         self.service.webhook_max_attempts = 1
         event = self._queue()
-        self.Event._claim_due(10)
+        self.Event._claim_due()
         event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
         self._deliver()
         self.assertRecordValues(event, [{"state": "failed", "attempts": 1}])
@@ -434,6 +487,27 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         self.assertEqual(payload["type"], "service.test")
         self.assertEqual(payload["service"], self.service.code)
 
+    def test_only_managers_of_the_service_send_test_events(self):
+        other_company = self.env["res.company"].create({"name": "FB Other Co"})
+        foreign_manager = new_test_user(
+            self.env,
+            login="fb_foreign_manager",
+            groups="base.group_user,fusion_billing.group_fusion_billing_manager",
+            company_id=other_company.id,
+            company_ids=[Command.set(other_company.ids)],
+        )
+        for user in (self.billing_user, foreign_manager):
+            with self.subTest(user=user.login), self.assertRaises(AccessError):
+                self.service.with_user(user).action_send_test_event()
+        self.assertFalse(
+            self.Event.search(
+                [
+                    ("service_id", "=", self.service.id),
+                    ("event_type", "=", "service.test"),
+                ]
+            )
+        )
+
     def test_send_test_event_refused_url(self):
         self.env["ir.config_parameter"].set_param(ALLOWED_HOSTS_PARAM, "")
         with self.assertRaisesRegex(ValidationError, "Webhook URL refused"):
@@ -473,23 +547,23 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
     def test_claim_lost_to_a_concurrent_worker_can_be_retried(self):
         """Odoo's transactions are REPEATABLE READ: a worker whose snapshot predates
         another worker's committed claim gets a serialization failure instead of
-        claiming the same rows; its transaction stays usable, and after a commit
-        it claims the next rows."""
-        self._commit_service_with_events(4)
+        claiming the same row; its transaction stays usable, and after a commit
+        it claims the next row."""
+        self._commit_service_with_events(2)
         with self.registry.cursor() as cr_late, self.registry.cursor() as cr_first:
             late = api.Environment(cr_late, SUPERUSER_ID, {})
             first = api.Environment(cr_first, SUPERUSER_ID, {})
             cr_late.execute("SELECT 1")  # the late worker's snapshot starts here
-            first_batch = first["fusion.billing.webhook.event"]._claim_due(2)
+            first_claim = first["fusion.billing.webhook.event"]._claim_due()
             cr_first.commit()
             with self.assertRaises(SerializationFailure):
-                late["fusion.billing.webhook.event"]._claim_due(2)
+                late["fusion.billing.webhook.event"]._claim_due()
             cr_late.execute("SELECT 1")  # not an aborted transaction
             cr_late.commit()
-            second_batch = late["fusion.billing.webhook.event"]._claim_due(2)
-            self.assertEqual(len(first_batch), 2)
-            self.assertEqual(len(second_batch), 2)
-            self.assertFalse(set(first_batch.ids) & set(second_batch.ids))
+            second_claim = late["fusion.billing.webhook.event"]._claim_due()
+            self.assertEqual(len(first_claim), 1)
+            self.assertEqual(len(second_claim), 1)
+            self.assertNotEqual(first_claim.id, second_claim.id)
             cr_late.commit()
 
     def _committed_rows(self, service_id):
@@ -507,7 +581,7 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
                 "fusion.billing.webhook.event"
             ]._cron_deliver_webhooks()
 
-    def test_worker_killed_mid_batch_leaves_rows_recoverable(self):
+    def test_worker_killed_mid_run_costs_an_attempt_to_its_row_only(self):
         service_id, (first, second, third) = self._commit_service_with_events(3)
         event_model = self.registry["fusion.billing.webhook.event"]
         send = event_model._send
@@ -524,17 +598,17 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
             self.assertRaises(WorkerKilled),
         ):
             self._run_worker()
-        # The first delivery and the claim of the whole batch were committed before
-        # the worker died; what it did not commit is rolled back.
+        # The first delivery and the claim of the second were committed before
+        # the worker died; the third was never claimed.
         self.assertEqual(
             self._committed_rows(service_id),
-            [(first, "delivered", 1), (second, "sending", 1), (third, "sending", 1)],
+            [(first, "delivered", 1), (second, "sending", 1), (third, "pending", 0)],
         )
         self._run_worker()
         self.assertEqual(
-            [state for _id, state, _attempts in self._committed_rows(service_id)],
-            ["delivered", "sending", "sending"],
-            "not sent again while the dead worker's lease runs",
+            self._committed_rows(service_id),
+            [(first, "delivered", 1), (second, "sending", 1), (third, "delivered", 1)],
+            "the dead worker's row is not sent again while its lease runs",
         )
 
         with self.registry.cursor() as cr:
@@ -546,10 +620,75 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
             )
         self._run_worker()
         self.assertEqual(
-            self._committed_rows(service_id),
-            [(first, "delivered", 1), (second, "pending", 1), (third, "pending", 1)],
+            self._committed_rows(service_id)[1],
+            (second, "pending", 1),
             "taken back as a failed attempt, retried on the backoff schedule",
         )
+        self._make_all_due(service_id)
+        self._run_worker()
+        self.assertEqual(
+            self._committed_rows(service_id),
+            [
+                (first, "delivered", 1),
+                (second, "delivered", 2),
+                (third, "delivered", 1),
+            ],
+        )
+        received = collections.Counter(
+            headers["X-Fusion-Event-Id"] for headers, _body in self.httpd.received
+        )
+        self.assertEqual(received, {first: 1, second: 1, third: 1})
+
+    def test_outcome_of_a_lost_claim_is_not_recorded(self):
+        """A worker whose lease ran out while the receiver held its answer does not
+        overwrite what happened to the row meanwhile (taken back as failed)."""
+        service_id, [event_id] = self._commit_service_with_events(1)
+        self.httpd.delay = 30  # until released
+        errors = []
+
+        def slow_worker():
+            try:
+                self._run_worker()
+            except Exception as error:  # reported by the assertion below
+                errors.append(error)
+
+        worker = threading.Thread(target=slow_worker)
+        with (
+            patch.object(Registry, "_lock", DummyRLock()),
+            mute_logger(webhook_event_module.__name__),  # "outcome not recorded"
+        ):
+            worker.start()
+            deadline = time.monotonic() + 10
+            while not self._received(event_id) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(len(self._received(event_id)), 1)
+            # The lease runs out while the receiver still holds its answer;
+            # another worker takes the row back.
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "UPDATE fusion_billing_webhook_event"
+                    " SET next_attempt_at = now() at time zone 'utc'"
+                    " - interval '1 second' WHERE service_id = %s",
+                    (service_id,),
+                )
+            with self.registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})[
+                    "fusion.billing.webhook.event"
+                ]._take_back_expired_leases()
+            self.httpd.release.set()  # the receiver answers 204, too late
+            worker.join(timeout=30)
+        self.assertFalse(worker.is_alive())
+        self.assertFalse(errors)
+        self.assertEqual(self._committed_rows(service_id), [(event_id, "pending", 1)])
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT last_error FROM fusion_billing_webhook_event"
+                " WHERE service_id = %s",
+                (service_id,),
+            )
+            self.assertIn("interrupted", cr.fetchone()[0])
+
+    def _make_all_due(self, service_id):
         with self.registry.cursor() as cr:
             cr.execute(
                 "UPDATE fusion_billing_webhook_event"
@@ -557,19 +696,6 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
                 " WHERE service_id = %s AND state = 'pending'",
                 (service_id,),
             )
-        self._run_worker()
-        self.assertEqual(
-            self._committed_rows(service_id),
-            [
-                (first, "delivered", 1),
-                (second, "delivered", 2),
-                (third, "delivered", 2),
-            ],
-        )
-        received = collections.Counter(
-            headers["X-Fusion-Event-Id"] for headers, _body in self.httpd.received
-        )
-        self.assertEqual(received, {first: 1, second: 1, third: 1})
 
     def test_two_workers_send_each_event_once(self):
         service_id, event_ids = self._commit_service_with_events(self.EVENTS)
@@ -594,12 +720,11 @@ class TestWebhookConcurrency(ReceiverMixin, TransactionCase):
             except Exception as error:  # reported by the assertion below
                 errors.append(error)
 
-        # Small batches and a slow receiver make the workers overlap for sure.
+        # A slow receiver makes the workers overlap for sure.
         self.httpd.delay = 0.05
         workers = [threading.Thread(target=worker, name=f"w{n}") for n in (1, 2)]
         with (
             patch.object(event_model, "_send", recording_send),
-            patch.object(webhook_event_module, "BATCH_SIZE", 3),
             # Tests run while the loading thread holds the registry lock; the
             # workers only look the loaded registry up (HttpCase does the same).
             patch.object(Registry, "_lock", DummyRLock()),

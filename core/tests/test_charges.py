@@ -1,11 +1,12 @@
+import decimal
 import doctest
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core import charges
+from core import charges, money
 from core.charges import GRADUATED, PACKAGE, STANDARD, VOLUME, Charge, Tier
 
 D = Decimal
@@ -149,10 +150,48 @@ def test_zero_quantity_bills_zero_even_with_fees(model):
     assert charges.describe(charge, 0, "EUR") == "0 units"
 
 
-@pytest.mark.parametrize("quantity", [-1, "-0.001", float("nan"), "inf", True])
-def test_invalid_quantities_are_rejected(quantity):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        (-1, "^quantity must not be negative, got -1$"),
+        ("-0.001", "^quantity must not be negative, got -0.001$"),
+        (float("nan"), "^not a finite number"),
+        ("inf", "^not a finite number"),
+        (True, "^not a number"),
+    ],
+)
+def test_invalid_quantities_are_rejected(quantity, message):
+    with pytest.raises(ValueError, match=message):
         charges.price(Charge(STANDARD, unit_price=1), quantity)
+
+
+def test_price_and_describe_ignore_the_callers_decimal_context():
+    """A caller's low precision must not round the exact amount or its text."""
+    standard = Charge(STANDARD, unit_price="0.0125")
+    graduated = Charge(GRADUATED, tiers=(Tier(10000, "0.0125", "0.05"), Tier(None, 1)))
+    volume = Charge(VOLUME, tiers=graduated.tiers)
+    with localcontext() as context:
+        context.prec = 4
+        assert charges.price(standard, 12345) == D("154.3125")
+        assert charges.price(graduated, 12345) == D("2470.05")
+        assert charges.price(volume, "9999.5") == D("125.04375")
+        assert charges.describe(standard, "12345.5", "EUR") == (
+            "12,345.5 units x 0.0125 EUR"
+        )
+        assert charges.describe(graduated, 12345, "EUR") == (
+            "graduated: 10,000 x 0.0125 + 2,345 x 1.00 + fee 0.05 EUR"
+        )
+
+
+def test_tier_values_become_decimals():
+    tier = Tier(100.5, 0.1, 0.2)
+    assert (tier.up_to, tier.unit_price, tier.flat_fee) == (
+        D("100.5"),
+        D("0.1"),
+        D("0.2"),
+    )
+    assert all(type(value) is D for value in (tier.up_to, tier.flat_fee))
+    assert Tier(None, 1).up_to is None
 
 
 def test_float_inputs_are_converted_exactly():
@@ -229,12 +268,16 @@ def test_validate_tiers_accepts_single_unbounded_tier():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"model": "per_seat"}, "unknown charge model"),
+        (
+            {"model": "per_seat"},
+            "^unknown charge model 'per_seat', expected one of standard, package,"
+            " graduated, volume$",
+        ),
         ({"model": STANDARD, "unit_price": -1}, "unit_price must not be negative"),
         ({"model": PACKAGE, "package_price": "-0.01"}, "package_price"),
         ({"model": PACKAGE, "unit_batch": 0}, "unit_batch must be positive"),
         ({"model": PACKAGE, "free_units": -1}, "free_units"),
-        ({"model": GRADUATED}, "at least one tier"),
+        ({"model": GRADUATED}, "^a tiered charge needs at least one tier$"),
         ({"model": VOLUME, "tiers": (Tier(10, 1),)}, "no upper bound"),
     ],
 )
@@ -273,6 +316,53 @@ def test_amount_is_price_rounded_once(charge, quantity):
     rounded = charges.amount(charge, quantity, CENT)
     assert abs(rounded - exact) <= CENT / 2
     assert rounded == exact.quantize(CENT, rounding="ROUND_HALF_UP")
+
+
+bounded_quantities = st.decimals(
+    min_value=0,
+    max_value=10**15,
+    places=money.QUANTITY_PLACES,
+    allow_nan=False,
+    allow_infinity=False,
+)
+
+
+@given(charges_of_every_model(), bounded_quantities)
+@settings(max_examples=200, deadline=None)
+def test_amount_ignores_the_callers_decimal_context(charge, quantity):
+    """Any quantity within the ingestion bound prices exactly, whatever
+    precision and traps the caller's thread runs with."""
+    expected = charges.amount(charge, quantity, CENT)
+    hostile = decimal.Context(prec=3, traps=[decimal.Inexact, decimal.Rounded])
+    with decimal.localcontext(hostile):
+        assert charges.amount(charge, quantity, CENT) == expected
+        assert charges.describe(charge, quantity, "EUR")
+
+
+@given(
+    st.decimals(min_value=0, max_value=10**15, allow_nan=False, allow_infinity=False)
+)
+@settings(max_examples=300, deadline=None)
+def test_any_stored_quantity_becomes_priceable(quantity):
+    """Usage stored finer than the bound (1 + 5e-324) is rounded to it:
+    pricing never meets an inexact product."""
+    bounded = money.bounded_quantity(quantity)
+    assert bounded.as_tuple().exponent >= -money.QUANTITY_PLACES
+    assert abs(bounded - quantity) <= D(1).scaleb(-money.QUANTITY_PLACES) / 2
+    tiers = (Tier(D("0.1"), "0.123456"), Tier(None, "0.000001", 1))
+    for charge in (
+        Charge(STANDARD, unit_price="0.0125"),
+        Charge(GRADUATED, tiers=tiers),
+    ):
+        charges.amount(charge, bounded, CENT)
+
+
+def test_a_tiny_addend_is_rounded_to_the_bound():
+    # What PostgreSQL's exact NUMERIC sum of the events 1 and 5e-324 gives.
+    stored_sum = D("1." + "0" * 323 + "5")
+    with pytest.raises(decimal.Inexact):
+        charges.amount(Charge(STANDARD, unit_price="0.0125"), stored_sum, CENT)
+    assert money.bounded_quantity(stored_sum) == D("1.000000000000")
 
 
 @given(

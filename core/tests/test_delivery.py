@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
+import standardwebhooks
+import trustme
 
 from core import delivery, signing, urlguard
-
-trustme = pytest.importorskip("trustme")
 
 HOST = "hooks.test"
 SECRET = signing.generate_secret()
@@ -29,6 +29,9 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         self.server.received.append((self.path, dict(self.headers), body))
         if self.path == "/slow":
             self.server.release.wait(timeout=5)
+        if self.path.startswith("/trickle"):
+            self._trickle(float(self.path.partition("=")[2]))
+            return
         status, extra = {
             "/fail": (500, {}),
             "/redirect": (302, {"Location": f"https://{HOST}/elsewhere"}),
@@ -42,6 +45,16 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         with contextlib.suppress(OSError):  # the client stops reading early
             self.wfile.write(payload)
+
+    def _trickle(self, pause):
+        """Answer one byte at a time, each within any per-read timeout."""
+        answer = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+        with contextlib.suppress(OSError):  # the client gave up
+            for byte in answer:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if self.server.release.wait(pause):
+                    return
 
     def log_message(self, *args):
         pass
@@ -145,7 +158,6 @@ def test_receiver_gets_exact_body_and_headers(server, client_context):
 
 
 def test_receiver_verifies_with_standardwebhooks(server, client_context):
-    standardwebhooks = pytest.importorskip("standardwebhooks")
     delivery.post(
         server.target(), BODY, _signed_headers(), 5, ssl_context=client_context
     )
@@ -187,6 +199,49 @@ def test_slow_receiver_times_out(server, client_context):
     assert result.status_code is None
     assert result.error == "timeout"
     assert time.monotonic() - started < 3
+
+
+def test_trickling_receiver_is_cut_at_the_deadline(server, client_context):
+    """Each byte comes well within any read timeout; the answer as a whole never
+    comes within the deadline."""
+    started = time.monotonic()
+    result = delivery.post(
+        server.target("/trickle?pause=0.1"),
+        BODY,
+        {},
+        timeout=1,
+        ssl_context=client_context,
+    )
+    elapsed = time.monotonic() - started
+    assert (result.status_code, result.error) == (None, "timeout")
+    assert 1 <= elapsed < 1.5
+    assert len(server.received) == 1
+
+
+def test_trickled_answer_within_the_deadline_counts(server, client_context):
+    result = delivery.post(
+        server.target("/trickle?pause=0.001"),
+        BODY,
+        {},
+        timeout=5,
+        ssl_context=client_context,
+    )
+    assert result.status_code == 204
+
+
+def test_silent_tls_handshake_is_cut_at_the_deadline(client_context):
+    """A receiver that accepts the connection and never speaks TLS."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        target = urlguard.Target(
+            "https", HOST, listener.getsockname()[1], "/", ("127.0.0.1",)
+        )
+        started = time.monotonic()
+        result = delivery.post(
+            target, BODY, {}, timeout=0.5, ssl_context=client_context
+        )
+        elapsed = time.monotonic() - started
+    assert (result.status_code, result.error) == (None, "timeout")
+    assert 0.5 <= elapsed < 1
 
 
 def test_certificate_for_another_host_is_a_tls_error(wrong_name_server, client_context):

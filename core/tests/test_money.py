@@ -94,9 +94,16 @@ def test_round_money_accepts_rounding_types(rounding):
     assert money.round_money(Decimal("2.345"), rounding) == Decimal("2.35")
 
 
-@pytest.mark.parametrize("rounding", [0, "-0.01", "nan"])
-def test_round_money_rejects_bad_rounding(rounding):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("rounding", "message"),
+    [
+        (0, "^rounding must be positive, got 0$"),
+        ("-0.01", "^rounding must be positive, got '-0.01'$"),
+        ("nan", "^not a finite number: 'nan'$"),
+    ],
+)
+def test_round_money_rejects_bad_rounding(rounding, message):
+    with pytest.raises(ValueError, match=message):
         money.round_money(Decimal(1), rounding)
 
 

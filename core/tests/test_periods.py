@@ -46,7 +46,12 @@ def test_add_interval_table(anchor, unit, count, times, expected):
 @pytest.mark.parametrize(
     ("unit", "count", "times", "message"),
     [
-        ("hour", 1, 1, "unknown interval unit"),
+        (
+            "hour",
+            1,
+            1,
+            "^unknown interval unit 'hour', expected one of day, week, month, year$",
+        ),
         ("month", 0, 1, "count must be an integer >= 1"),
         ("month", True, 1, "count must be an integer >= 1"),
         ("month", 1.5, 1, "count must be an integer >= 1"),
@@ -108,8 +113,8 @@ def test_billing_window_starts_at_last_invoice_date():
 @pytest.mark.parametrize(
     ("start", "last", "next_", "message"),
     [
-        (date(2024, 1, 15), None, None, "needs a start date"),
-        (False, False, date(2024, 2, 15), "needs a start date"),
+        (date(2024, 1, 15), None, None, "^a billing window needs a start date and"),
+        (False, False, date(2024, 2, 15), "^a billing window needs a start date and"),
         (date(2024, 1, 15), None, date(2024, 1, 15), "must be after"),
         (date(2024, 1, 15), date(2024, 3, 1), date(2024, 2, 15), "must be after"),
     ],

@@ -152,7 +152,7 @@ def test_summaries_of_one_period_are_merged_in_any_order():
 
 def test_readiness_edge_arguments():
     assert not rec.is_ready([], 1)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"^required_consecutive must be at least 1$"):
         rec.is_ready([summary("2025-01", "match")], 0)
     with pytest.raises(ValueError, match="period"):
         rec.is_ready([summary("2025-1", "match")], 1)
@@ -258,6 +258,90 @@ def test_csv_file_level_errors(text, expected):
     assert expected in errors[0].message
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", rec.CsvError(0, "the file is empty")),
+        (
+            b"customer,period,amount,currency\n\xff,2025-01,1,EUR",
+            rec.CsvError(0, "the file is not UTF-8 (byte 32)"),
+        ),
+        (
+            "customer,amount\ncus_1,1",
+            rec.CsvError(1, f"missing column(s) period, currency. {rec.CSV_HELP}"),
+        ),
+        (
+            "period,amount,currency\n2025-01,1,EUR",
+            rec.CsvError(
+                1,
+                "exactly one of the columns customer and partner is needed."
+                f" {rec.CSV_HELP}",
+            ),
+        ),
+        # A header row spread over two lines by a quoted newline: the error
+        # names the line where the header ends.
+        (
+            'customer,"amount\n",currency\ncus_1,1,EUR',
+            rec.CsvError(2, f"missing column(s) period. {rec.CSV_HELP}"),
+        ),
+    ],
+)
+def test_csv_file_level_errors_in_full(text, error):
+    assert rec.parse_csv(text) == ([], [error])
+
+
+def test_csv_row_errors_in_full():
+    rows, errors = rec.parse_csv(
+        "customer,period,amount,currency\n"
+        "cus_1,2025-01\n"  # line 2: short row, the missing cells are empty
+        "cus_1,2025-01,1,EUR\n"
+        "cus_1,2025-01,2,EUR\n"  # line 4: duplicate of line 3
+        "cus_2,2025-01,1,EURO\n"
+    )
+    assert [row.line for row in rows] == [3]
+    assert errors == [
+        rec.CsvError(
+            2,
+            "amount must be a plain decimal like -1234.56, not '';"
+            " currency must be a 3-letter ISO 4217 code, not ''",
+        ),
+        rec.CsvError(4, "customer 'cus_1' already has an amount for 2025-01 on line 3"),
+        rec.CsvError(5, "currency must be a 3-letter ISO 4217 code, not 'EURO'"),
+    ]
+
+
+def test_csv_amount_bound_is_inclusive():
+    rows, errors = rec.parse_csv(
+        "customer,period,amount,currency\n"
+        "cus_1,2025-01,1000000000000000,EUR\n"
+        "cus_2,2025-01,-1000000000000000.00,EUR\n"
+        "cus_3,2025-01,1000000000000000.01,EUR\n"
+    )
+    assert [row.amount for row in rows] == [D(10**15), D("-1000000000000000.00")]
+    assert errors == [
+        rec.CsvError(4, "amount must be at most 1000000000000000 in absolute value")
+    ]
+
+
+def test_csv_delimiter_is_chosen_by_the_header_line_alone():
+    # A comma file whose later lines hold more ';' than the whole file has ','.
+    text = (
+        'customer,period,amount,currency,"note; free text"\n'
+        'cus_1,2025-01,1,EUR,"a;b;c;d;e;f;g;h;i;j;k;l"\n'
+    )
+    rows, errors = rec.parse_csv(text)
+    assert errors == []
+    assert rows == [rec.CsvRow(2, "2025-01", D(1), "EUR", customer="cus_1")]
+
+
+def test_csv_delimiter_tie_goes_to_comma():
+    rows, errors = rec.parse_csv("customer;period;amount;currency,a,b,c\n")
+    assert rows == []
+    assert errors == [
+        rec.CsvError(1, f"missing column(s) period, amount, currency. {rec.CSV_HELP}")
+    ]
+
+
 def test_csv_control_characters_in_ids_are_refused():
     rows, errors = rec.parse_csv("customer,period,amount,currency\nc\x00,2025-01,1,EUR")
     assert rows == []
@@ -272,7 +356,8 @@ def test_csv_unreadable_rest_keeps_the_rows_before():
     )
     rows, errors = rec.parse_csv(text)
     assert [row.customer for row in rows] == ["cus_1"]
-    assert "unreadable CSV" in errors[0].message
+    assert errors[0].line == 3
+    assert errors[0].message.startswith("unreadable CSV: ")
 
 
 def test_csv_header_only_is_no_rows_and_no_errors():
@@ -369,6 +454,34 @@ def test_api_envelope_errors(raw, content_type, http_status, code):
     assert (reply.http_status, reply.body["error"]["code"]) == (http_status, code)
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([GOOD_BODY], "the body must be an object, not an array"),
+        ("x", "the body must be an object, not a string"),
+        (
+            {**GOOD_BODY, **dict.fromkeys("gfedcba", 1)},
+            "unknown member 'a', 'b', 'c', 'd', 'e'",
+        ),
+        ({**GOOD_BODY, "amounts": []}, "amounts must be a non-empty array of objects"),
+        ({"period": "2025-01"}, "amounts must be a non-empty array of objects"),
+        (
+            {**GOOD_BODY, "amounts": [GOOD_BODY["amounts"][0]] * 10_001},
+            "10001 amounts sent; at most 10000 per request",
+        ),
+    ],
+)
+def test_api_envelope_messages(payload, message):
+    reply = rec.parse_api_request(body(payload), JSON)
+    assert reply.body["error"]["message"] == message
+
+
+def test_api_period_problem_names_the_member():
+    reply = rec.parse_api_request(body({**GOOD_BODY, "period": 202502}), JSON)
+    assert reply.body["error"]["message"].startswith("period: ")
+    assert reply.body["error"]["message"] != "period: "
+
+
 def test_api_10000_amounts_accepted():
     amounts = [
         {"customer": f"c{i}", "amount": i, "currency": "EUR"} for i in range(10_000)
@@ -415,7 +528,34 @@ def test_api_duplicate_customer_rejects_the_later_item():
         body({"period": "2025-01", "amounts": amounts}), JSON
     )
     assert parsed.items[0] == rec.ExternalAmount("c", D(1), "EUR")
-    assert parsed.items[1]["error"]["code"] == rec.DUPLICATE_CUSTOMER
+    assert parsed.items[1] == {
+        "customer": "c",
+        "status": usage.REJECTED,
+        "error": {
+            "code": rec.DUPLICATE_CUSTOMER,
+            "message": "customer already sent above",
+        },
+    }
+
+
+def test_api_items_after_a_rejected_item_are_still_validated():
+    amounts = [
+        {"customer": "a", "amount": 1, "currency": "EUR"},
+        {"customer": "b", "amount": "1", "currency": "EUR"},  # invalid
+        {"customer": "a", "amount": 2, "currency": "EUR"},  # duplicate
+        {"customer": "c", "amount": 3, "currency": "EUR"},
+        {"customer": "d", "amount": 4, "currency": "EUR"},
+    ]
+    parsed = rec.parse_api_request(
+        body({"period": "2025-01", "amounts": amounts}), JSON
+    )
+    assert len(parsed.items) == 5
+    assert parsed.items[1]["error"]["code"] == rec.INVALID_ITEM
+    assert parsed.items[2]["error"]["code"] == rec.DUPLICATE_CUSTOMER
+    assert parsed.items[3:] == [
+        rec.ExternalAmount("c", D(3), "EUR"),
+        rec.ExternalAmount("d", D(4), "EUR"),
+    ]
 
 
 def test_api_build_response():
@@ -429,9 +569,13 @@ def test_api_build_response():
         "rejected": 1,
         "results": results,
     }
+    assert results[0] == {"customer": "a", "status": usage.ACCEPTED}
     status, reply_body = rec.build_response("2025-01", results[1:])
     assert status == 400
-    assert reply_body["error"]["code"] == usage.ALL_REJECTED
+    assert reply_body["error"] == {
+        "code": usage.ALL_REJECTED,
+        "message": "no amount was accepted",
+    }
     assert (reply_body["accepted"], reply_body["rejected"]) == (0, 1)
 
 

@@ -35,7 +35,7 @@ def test_delay_is_capped_at_about_17_hours():
 
 
 def test_next_delay_refuses_negative_attempts():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^attempts cannot be negative: -1$"):
         retry.next_delay(-1)
 
 
@@ -64,7 +64,8 @@ def test_retry_span_sums_the_waits_between_attempts():
 
 @pytest.mark.parametrize("max_attempts", [0, -3])
 def test_max_attempts_must_be_positive(max_attempts):
-    with pytest.raises(ValueError):
+    message = f"^max_attempts must be at least 1, not {max_attempts}$"
+    with pytest.raises(ValueError, match=message):
         retry.is_exhausted(0, max_attempts)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         retry.retry_span(max_attempts)

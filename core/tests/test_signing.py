@@ -5,6 +5,7 @@ import math
 import time
 
 import pytest
+import standardwebhooks
 
 from core import signing
 
@@ -73,6 +74,11 @@ def test_decode_secret_accepts_missing_padding():
         (base64.b64encode(KEY_A).decode(), "must start with 'whsec_'"),
         ("WHSEC_" + base64.b64encode(KEY_A).decode(), "must start with 'whsec_'"),
         ("whsec_not*base64!", "followed by base64"),
+        # Stray characters around valid base64: a lenient decoder would drop them
+        # and accept a secret that was mistyped or mangled when pasted.
+        (SECRET_A[:26] + "!" + SECRET_A[26:], "followed by base64"),
+        (SECRET_A[:26] + " " + SECRET_A[26:], "followed by base64"),
+        (SECRET_A[:46] + "\n" + SECRET_A[46:], "followed by base64"),
         ("whsec_" + base64.b64encode(b"x" * 23).decode(), "not 23"),
         ("whsec_" + base64.b64encode(b"x" * 65).decode(), "not 65"),
         ("whsec_", "not 0"),
@@ -121,7 +127,6 @@ def test_rotation_signs_with_both_secrets():
 
 
 def test_standardwebhooks_library_verifies_each_secret():
-    standardwebhooks = pytest.importorskip("standardwebhooks")
     now = int(time.time())  # the library checks the timestamp against its clock
     headers = signing.signature_headers(
         EVENT_ID, "invoice.created", BODY, [SECRET_A, SECRET_B], now
@@ -137,7 +142,6 @@ def test_standardwebhooks_library_verifies_each_secret():
 
 
 def test_standardwebhooks_library_verifies_unicode_body():
-    standardwebhooks = pytest.importorskip("standardwebhooks")
     body = signing.canonical_json({"customer": "Zoë Ñandú ☕"})
     now = int(time.time())
     headers = signing.signature_headers(EVENT_ID, "x", body, [SECRET_B], now)
@@ -154,20 +158,31 @@ def test_each_attempt_is_signed_afresh():
     assert first["webhook-signature"] != retry["webhook-signature"]
 
 
+def test_signature_headers_accept_timestamp_zero():
+    headers = signing.signature_headers(EVENT_ID, "t", BODY, [SECRET_A], 0)
+    assert headers["X-Fusion-Timestamp"] == headers["webhook-timestamp"] == "0"
+    fusion = hmac.new(KEY_A, b"0." + BODY, hashlib.sha256).hexdigest()
+    assert headers["X-Fusion-Signature"] == f"v1={fusion}"
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "error"),
+    ("kwargs", "error", "message"),
     [
-        ({"secrets": []}, ValueError),
-        ({"secrets": ["whsec_short"]}, ValueError),
-        ({"event_id": "a.b"}, ValueError),
-        ({"event_id": ""}, ValueError),
-        ({"timestamp": -1}, ValueError),
-        ({"timestamp": "1700000000"}, ValueError),
-        ({"timestamp": True}, ValueError),
-        ({"body": BODY.decode()}, TypeError),
+        ({"secrets": []}, ValueError, "^at least one webhook secret is needed"),
+        ({"secrets": ["whsec_short"]}, ValueError, "webhook secret must"),
+        ({"event_id": "a.b"}, ValueError, "^event id must be non-empty and contain"),
+        ({"event_id": ""}, ValueError, "^event id must be non-empty and contain"),
+        ({"timestamp": -1}, ValueError, "^timestamp must be Unix seconds"),
+        ({"timestamp": "1700000000"}, ValueError, "^timestamp must be Unix seconds"),
+        ({"timestamp": True}, ValueError, "^timestamp must be Unix seconds"),
+        (
+            {"body": BODY.decode()},
+            TypeError,
+            "^the webhook body must be the exact bytes",
+        ),
     ],
 )
-def test_signature_headers_refuses_bad_input(kwargs, error):
+def test_signature_headers_refuses_bad_input(kwargs, error, message):
     arguments = {
         "event_id": EVENT_ID,
         "event_type": "invoice.created",
@@ -176,7 +191,7 @@ def test_signature_headers_refuses_bad_input(kwargs, error):
         "timestamp": 1_700_000_000,
         **kwargs,
     }
-    with pytest.raises(error):
+    with pytest.raises(error, match=message):
         signing.signature_headers(**arguments)
 
 

@@ -187,6 +187,65 @@ def test_error_messages_read_well():
     assert str(error.value) == "webhook URL points to a loopback address 127.0.0.1"
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "webhook URL is empty"),
+        (None, "webhook URL is empty"),
+        (b"https://example.com/", "webhook URL is empty"),
+        (
+            "https://example.com/" + "x" * 2029,
+            "webhook URL is longer than 2048 characters",
+        ),
+        ("https://exa mple.com/", "webhook URL contains spaces or control characters"),
+        ("https://example.com:0/", "webhook URL has an invalid port 0"),
+        ("http://example.com/", "webhook URL must use https"),
+        (
+            "https://user@example.com/",
+            "webhook URL must not contain a user name or password",
+        ),
+        ("https:///path", "webhook URL must include a host name"),
+        (
+            "https://[1.2.3.4]/",
+            "webhook URL is malformed: An IPv4 address cannot be in brackets",
+        ),
+        # An "IPvFuture" literal passes urlsplit but is no IPv6 address.
+        ("https://[v1.x]/", "'v1.x' is not a valid IPv6 address"),
+        ("https://-x.example/", "host name '-x.example' is not a valid host name"),
+        ("https://nowhere.example/", "host nowhere.example does not resolve"),
+    ],
+)
+def test_error_messages_in_full(url, message):
+    with pytest.raises(urlguard.UnsafeURL) as error:
+        urlguard.check_url(url, resolver=fake_resolver)
+    assert str(error.value) == message
+
+
+def test_url_length_limit_is_inclusive():
+    prefix = "https://example.com/"
+    longest = prefix + "x" * (urlguard.MAX_URL_LENGTH - len(prefix))
+    assert len(longest) == urlguard.MAX_URL_LENGTH == 2048
+    target = urlguard.check_url(longest, resolver=fake_resolver)
+    assert target.path_and_query == longest[len(prefix) - 1 :]
+    with pytest.raises(urlguard.UnsafeURL, match="longer than 2048"):
+        urlguard.check_url(longest + "x", resolver=fake_resolver)
+
+
+def test_host_name_length_limit_is_253():
+    def any_name(host, port):
+        return [PUBLIC_V4]
+
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(longest) == 253
+    assert urlguard.check_url(f"https://{longest}/", resolver=any_name).host == longest
+    # A trailing dot is not counted, as in DNS.
+    assert urlguard.check_url(f"https://{longest}./", resolver=any_name).host == longest
+    too_long = ".".join(["a" * 63] * 3 + ["b" * 62])
+    assert len(too_long) == 254
+    with pytest.raises(urlguard.UnsafeURL, match="not a valid host name"):
+        urlguard.check_url(f"https://{too_long}/", resolver=any_name)
+
+
 def test_unsafe_url_is_a_value_error():
     with pytest.raises(ValueError):
         urlguard.check_url("http://example.com", resolver=fake_resolver)
@@ -247,8 +306,11 @@ def test_parse_allowed_hosts(value, expected):
 
 
 def test_default_resolver_uses_getaddrinfo(monkeypatch):
-    def fake_getaddrinfo(host, port, *args, **kwargs):
+    # The real signature: a resolver that dropped or mangled "type" would get one
+    # answer per socket type from the real getaddrinfo, or a TypeError.
+    def fake_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):  # noqa: PLR0917
         assert (host, port) == ("example.com", 443)
+        assert (family, type, proto, flags) == (0, socket.SOCK_STREAM, 0, 0)
         stream = socket.SOCK_STREAM
         return [
             (socket.AF_INET, stream, 6, "", (PUBLIC_V4, port)),

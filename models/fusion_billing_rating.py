@@ -1,0 +1,453 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import logging
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from odoo import api, fields, models, modules
+from odoo.tools import SQL
+
+from ..core import money, periods
+
+_logger = logging.getLogger(__name__)
+
+# Subscriptions claimed, rated and committed together by the rating cron.
+RATING_BATCH_SIZE = 200
+FIXED_FEE = "fixed_fee"
+# The rating cycle a run stopped by the cron's time limit left unfinished.
+UNFINISHED_CYCLE_PARAM = "fusion_billing.rating_cycle_unfinished"
+RATEABLE = SQL("state = 'active' AND next_invoice_date IS NOT NULL")
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    """The half-open window [start, end) of a subscription, rated with one plan."""
+
+    subscription: models.BaseModel
+    plan: models.BaseModel
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    """One invoice line as rating computed it: a charge's usage, or the fixed fee."""
+
+    key: object  # the charge id, or FIXED_FEE
+    product: models.BaseModel
+    title: str
+    quantity: Decimal
+    amount: Decimal
+    pricing: str = ""
+
+
+@dataclass(frozen=True)
+class PeriodRating:
+    """What rating bills for one period right now, or why it cannot say."""
+
+    period: BillingPeriod
+    lines: tuple[RatedLine, ...] = ()
+    error: str | None = None
+
+    @property
+    def amount(self):
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+
+def utc_now():
+    return datetime.now(timezone.utc)
+
+
+class FusionBillingRating(models.AbstractModel):
+    """The rating run: claims subscriptions, aggregates their usage in SQL,
+    prices it with the engine and writes their invoices through the
+    subscriptions' ``_prepare_*`` hooks."""
+
+    _name = "fusion.billing.rating"
+    _description = "Usage Rating"
+
+    # ------------------------------------------------------------------
+    # Rating without writing: the cron, the form and the usage summary
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _rate_periods(self, billing_periods):
+        """Rate each BillingPeriod as the cron would now, writing nothing.
+
+        Returns one PeriodRating per period, in order. A period that cannot be
+        rated (an unknown aggregation or charge model, a charge still being
+        configured) carries its error instead of lines; the others are rated
+        regardless.
+        """
+        errors = {}
+        quantities = self._aggregate(billing_periods, errors)
+        ratings = []
+        for index, period in enumerate(billing_periods):
+            if index in errors:
+                ratings.append(PeriodRating(period, error=errors[index]))
+                continue
+            subscription = period.subscription
+            try:
+                lines = subscription._prepare_rated_lines(
+                    period, quantities.get(index, {})
+                )
+            except Exception as error:  # priced on its own: never breaks the rest
+                _logger.info(
+                    "Rating subscription %s failed: %s", subscription.id, error
+                )
+                ratings.append(PeriodRating(period, error=str(error) or repr(error)))
+                continue
+            ratings.append(PeriodRating(period, lines=tuple(lines)))
+        return ratings
+
+    @api.model
+    def _aggregate(self, billing_periods, errors):
+        """Aggregate the usage of each period's charged metrics, in one query.
+
+        Returns {period index: {metric id: Decimal}}; a metric without events
+        in the window is absent (its quantity is 0). Periods charging a metric
+        whose aggregation cannot be computed land in ``errors`` (by index).
+
+        Each metric contributes its own aggregate (``_aggregation_sql``); the
+        metrics sharing one are aggregated by one branch of a UNION ALL, whose
+        (period, metric, window) rows come in as arrays. The branch's WHERE
+        clause (the batch's subscriptions, metrics and outer window) lets
+        PostgreSQL collect the events with one bitmap scan of the index
+        (subscription_id, metric_id, timestamp) and read each heap page once.
+        """
+        expressions, broken = {}, {}
+        for metric in self._charged_metrics(billing_periods):
+            try:
+                expressions[metric] = metric._aggregation_sql()
+            except Exception as error:  # an unknown aggregation bills nothing
+                broken[metric] = str(error)
+        branches = defaultdict(lambda: ([], [], [], [], []))
+        for index, period in enumerate(billing_periods):
+            metrics = period.plan.charge_ids.metric_id
+            if failures := [broken[metric] for metric in metrics if metric in broken]:
+                errors[index] = "; ".join(failures)
+                continue
+            start, end = (
+                moment.replace(tzinfo=None)
+                for moment in periods.billing_window(period.start, None, period.end)
+            )
+            for metric in metrics:
+                columns = branches[expressions[metric]]
+                for column, value in zip(
+                    columns,
+                    (index, period.subscription.id, metric.id, start, end),
+                    strict=True,
+                ):
+                    column.append(value)
+        if not branches:
+            return {}
+        self.env["fusion.billing.usage.event"].flush_model()
+        self.env["fusion.billing.metric"].flush_model()
+        query = SQL(" UNION ALL ").join(
+            SQL(
+                """
+                SELECT w.key, w.metric_id, (%s)::text
+                  FROM unnest(%s::int[], %s::int[], %s::int[],
+                              %s::timestamp[], %s::timestamp[])
+                       AS w(key, subscription_id, metric_id, date_from, date_to)
+                  JOIN fusion_billing_usage_event e
+                    ON e.subscription_id = w.subscription_id
+                   AND e.metric_id = w.metric_id
+                   AND e.timestamp >= w.date_from
+                   AND e.timestamp < w.date_to
+                 WHERE e.subscription_id = ANY(%s::int[])
+                   AND e.metric_id = ANY(%s::int[])
+                   AND e.timestamp >= %s
+                   AND e.timestamp < %s
+              GROUP BY w.key, w.metric_id
+                """,
+                expression,
+                keys,
+                subscription_ids,
+                metric_ids,
+                starts,
+                ends,
+                sorted(set(subscription_ids)),
+                sorted(set(metric_ids)),
+                min(starts),
+                max(ends),
+            )
+            for expression, (
+                keys,
+                subscription_ids,
+                metric_ids,
+                starts,
+                ends,
+            ) in branches.items()
+        )
+        self.env.cr.execute(query)
+        quantities = defaultdict(dict)
+        for key, metric_id, quantity in self.env.cr.fetchall():
+            quantities[key][metric_id] = money.bounded_quantity(quantity or 0)
+        return quantities
+
+    @api.model
+    def _charged_metrics(self, billing_periods):
+        metrics = self.env["fusion.billing.metric"]
+        for plan in {period.plan for period in billing_periods}:
+            metrics |= plan.charge_ids.metric_id
+        return metrics
+
+    # ------------------------------------------------------------------
+    # The cron
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_rate_usage(self, now=None, batch_size=RATING_BATCH_SIZE):
+        """Rate every active subscription once, batch by batch, each company's
+        subscriptions in that company (the cron's user may belong to one)."""
+        self.sudo()._rate_subscriptions(now=now, batch_size=batch_size)
+
+    @api.model
+    def _rate_subscriptions(
+        self, subscription_ids=None, now=None, batch_size=RATING_BATCH_SIZE
+    ):
+        """Rate the open period of the given (default: every active)
+        subscriptions and close the periods that are over at ``now`` (an aware
+        UTC datetime).
+
+        Batches are claimed with SKIP LOCKED, so several workers share the
+        book, and committed one by one. A whole-book run works through a rating
+        cycle: stopped by the cron time limit, the next run resumes with the
+        subscriptions the cycle has not rated yet, and every subscription
+        active at that time (new ones too) is rated before a new cycle starts.
+        """
+        now = now or utc_now()
+        cycle = None if subscription_ids is not None else self._rating_cycle()
+        todo = None if subscription_ids is None else set(subscription_ids)
+        while True:
+            self._rating_begin_batch()
+            batch = self._claim_rating_batch(batch_size, cycle, todo)
+            if not batch:
+                if cycle:
+                    self.env["ir.config_parameter"].set_param(
+                        UNFINISHED_CYCLE_PARAM, False
+                    )
+                    self._rating_commit_progress(0, 0)
+                return
+            self._rate_batch(batch, now, cycle)
+            if todo is not None:
+                todo -= set(batch.ids)
+            remaining = self._rating_due_count(cycle, todo)
+            if self._rating_commit_progress(len(batch), remaining) <= 0:
+                return
+
+    @api.model
+    def _rating_in_test(self):
+        """Under tests the work happens in the test's transaction: nothing is
+        committed, and its isolation level stays."""
+        return bool(modules.module.current_test)
+
+    @api.model
+    def _rating_begin_batch(self):
+        """Start the batch in a transaction of its own, at READ COMMITTED.
+
+        Closing a period must bill every event the API accepted for it. The
+        claim locks the batch's subscriptions (FOR UPDATE), skipping those
+        whose events are being inserted (the insert's foreign key check holds a
+        KEY SHARE lock on the subscription until it commits). At READ
+        COMMITTED, the aggregation after the claim sees every event committed
+        before the lock, where Odoo's REPEATABLE READ would still read the
+        snapshot of the transaction's first query. An insert arriving after
+        the lock waits for the batch to commit, then fails to serialize and
+        its request is retried against the closed period.
+        """
+        if self._rating_in_test():
+            self.env.flush_all()
+            return
+        self.env["ir.cron"]._commit_progress()
+        self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    @api.model
+    def _rating_commit_progress(self, processed, remaining):
+        """Commit the finished batch and report progress to the cron.
+
+        Returns the cron's remaining time.
+        """
+        if self._rating_in_test():
+            self.env.flush_all()
+            return float("inf")
+        return self.env["ir.cron"]._commit_progress(processed, remaining=remaining)
+
+    @api.model
+    def _rating_cycle(self):
+        """The rating cycle to work on: the unfinished one, else a new one."""
+        parameters = self.env["ir.config_parameter"]
+        if unfinished := parameters.get_param(UNFINISHED_CYCLE_PARAM):
+            return int(unfinished)
+        self.env["fusion.billing.subscription"].flush_model(["rating_cycle"])
+        self.env.cr.execute(
+            "SELECT COALESCE(MAX(rating_cycle), 0) + 1 FROM fusion_billing_subscription"
+        )
+        cycle = self.env.cr.fetchone()[0]
+        parameters.set_param(UNFINISHED_CYCLE_PARAM, str(cycle))
+        return cycle
+
+    @api.model
+    def _rating_scope(self, cycle, todo):
+        conditions = [RATEABLE]
+        if cycle:
+            conditions.append(SQL("COALESCE(rating_cycle, 0) < %s", cycle))
+        if todo is not None:
+            conditions.append(SQL("id = ANY(%s)", sorted(todo)))
+        return SQL(" AND ").join(conditions)
+
+    @api.model
+    def _rating_due_count(self, cycle, todo):
+        self.env["fusion.billing.subscription"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                "SELECT COUNT(*) FROM fusion_billing_subscription WHERE %s",
+                self._rating_scope(cycle, todo),
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _claim_rating_batch(self, batch_size, cycle, todo):
+        """Lock up to ``batch_size`` subscriptions still to rate, skipping
+        those another worker (or an insert of their usage) holds."""
+        if todo is not None and not todo:
+            return self.env["fusion.billing.subscription"]
+        self.env["fusion.billing.subscription"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM fusion_billing_subscription
+                 WHERE %s
+                 ORDER BY id
+                 LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                self._rating_scope(cycle, todo),
+                batch_size,
+            )
+        )
+        return self.env["fusion.billing.subscription"].browse(
+            row[0] for row in self.env.cr.fetchall()
+        )
+
+    @api.model
+    def _rate_batch(self, subscriptions, now, cycle=None):
+        """Rate and close the periods of ``subscriptions``, each company's in
+        that company, then record when and how each rating went."""
+        errors = {}
+        for company in subscriptions.company_id:
+            in_company = subscriptions.filtered(lambda s, c=company: s.company_id == c)
+            self.with_company(company)._rate_company_batch(
+                in_company.with_company(company), now, errors
+            )
+        values = {"rating_date": fields.Datetime.now()}
+        if cycle:
+            values["rating_cycle"] = cycle
+        subscriptions.write(values)
+        failed = subscriptions.browse(list(errors))
+        (subscriptions - failed).filtered("rating_error").write(
+            {"rating_error": False, "rating_error_date": False}
+        )
+        for subscription in failed:
+            subscription.write(
+                {
+                    "rating_error": errors[subscription.id],
+                    "rating_error_date": values["rating_date"],
+                }
+            )
+
+    @api.model
+    def _rate_company_batch(self, subscriptions, now, errors):
+        """Rate the open period of each subscription, then close it if it is
+        over, period after period for a subscription behind.
+
+        Each subscription's writes run in their own savepoint: a failure rolls
+        back that subscription only and is recorded in ``errors``. New invoices
+        of the batch are created together (one ``create``: far cheaper per
+        invoice).
+        """
+        pending = subscriptions
+        while pending:
+            ratings = self._rate_periods([s._open_period() for s in pending])
+            invoices = self._period_invoices([rating.period for rating in ratings])
+            new_invoice_values = {}
+            for rating in ratings:
+                subscription = rating.period.subscription
+                if rating.error:
+                    errors[subscription.id] = rating.error
+                    continue
+                invoice = invoices.get(subscription.id, self.env["account.move"])
+                with self._rating_guard(subscription, errors):
+                    values = subscription._write_period_rating(rating, invoice)
+                    if values:
+                        new_invoice_values[subscription] = values
+            invoices.update(self._create_period_invoices(new_invoice_values, errors))
+            behind = pending.browse()
+            for subscription in pending.filtered(
+                lambda s: s.id not in errors and s._period_due(now)
+            ):
+                invoice = invoices.get(subscription.id, self.env["account.move"])
+                with self._rating_guard(subscription, errors):
+                    subscription._close_period(invoice)
+                    behind |= subscription
+            pending = behind
+
+    @contextmanager
+    def _rating_guard(self, subscription, errors):
+        """Savepoint around one subscription's rating step: an exception rolls
+        the step back and lands in ``errors`` instead of stopping the batch."""
+        try:
+            with self.env.cr.savepoint():
+                yield
+        except Exception as error:  # one subscription's failure stays its own
+            _logger.warning(
+                "Rating subscription %s failed", subscription.id, exc_info=True
+            )
+            errors[subscription.id] = str(error) or type(error).__name__
+
+    @api.model
+    def _period_invoices(self, billing_periods):
+        """Live (not cancelled) invoice of each period, by subscription id."""
+        wanted = {(period.subscription.id, period.start) for period in billing_periods}
+        invoices = self.env["account.move"].search(
+            [
+                ("fusion_subscription_id", "in", [key[0] for key in wanted]),
+                ("fusion_period_start", "in", [key[1] for key in wanted]),
+                ("move_type", "=", "out_invoice"),
+                ("state", "!=", "cancel"),
+            ]
+        )
+        return {
+            invoice.fusion_subscription_id.id: invoice
+            for invoice in invoices
+            if (invoice.fusion_subscription_id.id, invoice.fusion_period_start)
+            in wanted
+        }
+
+    @api.model
+    def _create_period_invoices(self, values_by_subscription, errors):
+        """Create the new invoices with one ``create``; if that fails, again
+        one by one so that only the failing subscriptions are left out.
+        Returns {subscription id: invoice}."""
+        if not values_by_subscription:
+            return {}
+        moves = self.env["account.move"]
+        items = list(values_by_subscription.items())
+        try:
+            with self.env.cr.savepoint():
+                invoices = moves.create([values for _sub, values in items])
+                pairs = list(zip((sub for sub, _v in items), invoices, strict=True))
+                for subscription, invoice in pairs:
+                    subscription._queue_invoice_event("invoice.created", invoice)
+        except Exception:  # retried one by one below, which records the culprit
+            pairs = []
+            for subscription, values in items:
+                with self._rating_guard(subscription, errors):
+                    invoice = moves.create(values)
+                    subscription._queue_invoice_event("invoice.created", invoice)
+                    pairs.append((subscription, invoice))
+        return {sub.id: invoice for sub, invoice in pairs}

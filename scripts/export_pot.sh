@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Writes the translation template of fusion_billing, exported by Odoo's own exporter
+# from DATABASE (where the addon is installed), to OUTPUT (default
+# i18n/fusion_billing.pot). run_tests.sh checks that the committed file is current.
+#
+#   scripts/export_pot.sh DATABASE ADDONS_PATH [OUTPUT]
+set -euo pipefail
+ADDON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+odoo_python=${ODOO_PYTHON:-/opt/odoo19/venv/bin/python}
+database=$1 addons_path=$2 output=${3:-$ADDON_DIR/i18n/fusion_billing.pot}
+config=$(mktemp)
+trap 'rm -f "$config"' EXIT
+printf '[options]\naddons_path = %s\n' "$addons_path" >"$config"
+mkdir -p "$(dirname "$output")"
+"$odoo_python" -m odoo i18n export -c "$config" -d "$database" -o "$output" fusion_billing
