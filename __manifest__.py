@@ -23,6 +23,8 @@
         "views/fusion_billing_metric_views.xml",
         "views/fusion_billing_plan_views.xml",
         "views/fusion_billing_charge_views.xml",
+        "views/fusion_billing_charge_filter_views.xml",
+        "views/fusion_billing_credit_views.xml",
         "views/fusion_billing_subscription_views.xml",
         "views/fusion_billing_usage_event_views.xml",
         "views/fusion_billing_webhook_event_views.xml",

@@ -11,19 +11,25 @@ CHARGE_MODELS = [
     ("graduated", "Graduated tiers"),
     ("volume", "Volume tiers"),
 ]
-# Unit prices such as 0.0125 per API call need more digits than "Product Price".
-PRICE_DIGITS = (16, 6)
 
 
 class FusionBillingCharge(models.Model):
     _name = "fusion.billing.charge"
     _description = "Usage Charge"
+    _inherit = ["fusion.billing.price.mixin"]
     _order = "plan_id, sequence, id"
     _check_company_auto = True
 
     sequence = fields.Integer(default=10)
     plan_id = fields.Many2one(
         "fusion.billing.plan", required=True, index=True, ondelete="cascade"
+    )
+    subscription_id = fields.Many2one(
+        "fusion.billing.subscription",
+        index="btree_not_null",
+        ondelete="cascade",
+        help="Set on a subscription's own price for a metric: it replaces the "
+        "plan's charge on that metric for this subscription only.",
     )
     service_id = fields.Many2one(related="plan_id.service_id", store=True)
     company_id = fields.Many2one(related="plan_id.company_id", store=True)
@@ -48,25 +54,23 @@ class FusionBillingCharge(models.Model):
         precompute=True,
         required=True,
     )
-    unit_price = fields.Float(digits=PRICE_DIGITS)
-    package_price = fields.Float(digits=PRICE_DIGITS)
-    unit_batch = fields.Float(
-        string="Package Size",
-        default=1,
-        digits=PRICE_DIGITS,
-        help="Units per package (package model).",
+    tier_ids = fields.One2many(
+        "fusion.billing.charge.tier",
+        "charge_id",
+        domain=[("filter_id", "=", False)],
+        copy=True,
     )
-    free_units = fields.Float(
-        digits=PRICE_DIGITS, help="Units given free before packages are counted."
+    filter_ids = fields.One2many(
+        "fusion.billing.charge.filter",
+        "charge_id",
+        copy=True,
+        help="Prices by event property (e.g. region): an event is priced by the "
+        "first filter it matches, else by the charge's own prices.",
     )
-    tier_ids = fields.One2many("fusion.billing.charge.tier", "charge_id", copy=True)
 
-    _prices_positive = models.Constraint(
-        "CHECK(unit_price >= 0 AND package_price >= 0 AND free_units >= 0)",
-        "Prices and free units cannot be negative.",
-    )
-    _unit_batch_positive = models.Constraint(
-        "CHECK(unit_batch > 0)", "The package size must be greater than zero."
+    _subscription_metric_unique = models.UniqueIndex(
+        "(subscription_id, plan_id, metric_id) WHERE subscription_id IS NOT NULL",
+        "The subscription already has its own price for this metric.",
     )
 
     @api.depends("plan_id.currency_id")
@@ -82,6 +86,52 @@ class FusionBillingCharge(models.Model):
                     self.env._(
                         "Metric %(metric)s belongs to another service than plan "
                         "%(plan)s.",
+                        metric=charge.metric_id.display_name,
+                        plan=charge.plan_id.display_name,
+                    )
+                )
+
+    @api.onchange("metric_id")
+    def _onchange_metric_id(self):
+        # A subscription's own price starts from the plan's price for the metric.
+        if not self.subscription_id or self.product_id:
+            return
+        plan_charge = self.plan_id.charge_ids.filtered(
+            lambda c: c.metric_id == self.metric_id
+        )[:1]
+        if plan_charge:
+            self.update(
+                {
+                    name: plan_charge[name]
+                    for name in (
+                        "product_id",
+                        "charge_model",
+                        "unit_price",
+                        "package_price",
+                        "unit_batch",
+                        "free_units",
+                    )
+                }
+            )
+
+    @api.constrains("subscription_id", "plan_id", "metric_id")
+    def _check_subscription_charge(self):
+        for charge in self.filtered("subscription_id"):
+            subscription = charge.subscription_id
+            if charge.plan_id != subscription.plan_id:
+                raise ValidationError(
+                    self.env._(
+                        "The own price of subscription %(subscription)s must be on "
+                        "its plan %(plan)s.",
+                        subscription=subscription.display_name,
+                        plan=subscription.plan_id.display_name,
+                    )
+                )
+            if charge.metric_id not in charge.plan_id.charge_ids.metric_id:
+                raise ValidationError(
+                    self.env._(
+                        "Metric %(metric)s is not charged on plan %(plan)s: a "
+                        "subscription's own price replaces a charge of its plan.",
                         metric=charge.metric_id.display_name,
                         plan=charge.plan_id.display_name,
                     )
@@ -104,11 +154,16 @@ class FusionBillingCharge(models.Model):
                         reason=error,
                     )
                 ) from error
+        # A filter's tiers follow its charge's model.
+        self.filter_ids._check_tiers()
 
-    @api.depends("plan_id", "metric_id")
+    @api.depends("plan_id", "metric_id", "subscription_id")
     def _compute_display_name(self):
         for charge in self:
-            charge.display_name = f"{charge.plan_id.name} / {charge.metric_id.name}"
+            name = f"{charge.plan_id.name} / {charge.metric_id.name}"
+            if charge.subscription_id:
+                name += f" ({charge.subscription_id.display_name})"
+            charge.display_name = name
 
     def _rate(self, quantity):
         """Price ``quantity`` units: (amount rounded once to the currency, how
@@ -126,21 +181,23 @@ class FusionBillingCharge(models.Model):
             charges.describe(engine_charge, quantity, currency.name),
         )
 
-    def _engine_charge(self):
-        """The charge as the engine prices it."""
+    def _engine_charge(self, prices=None):
+        """The charge as the engine prices it; with ``prices`` (one of its
+        filters), its model with the filter's prices and tiers."""
         self.ensure_one()
+        prices = prices or self
         return charges.Charge(
             model=self.charge_model,
-            unit_price=to_decimal(self.unit_price),
-            package_price=to_decimal(self.package_price),
-            unit_batch=to_decimal(self.unit_batch),
-            free_units=to_decimal(self.free_units),
+            unit_price=to_decimal(prices.unit_price),
+            package_price=to_decimal(prices.package_price),
+            unit_batch=to_decimal(prices.unit_batch),
+            free_units=to_decimal(prices.free_units),
             tiers=tuple(
                 charges.Tier(
                     up_to=to_decimal(tier.up_to) if tier.up_to else None,
                     unit_price=to_decimal(tier.unit_price),
                     flat_fee=to_decimal(tier.flat_fee),
                 )
-                for tier in self.tier_ids.sorted(lambda t: (not t.up_to, t.up_to))
+                for tier in prices.tier_ids.sorted(lambda t: (not t.up_to, t.up_to))
             ),
         )

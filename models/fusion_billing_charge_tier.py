@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
 
-from .fusion_billing_charge import PRICE_DIGITS
+from .fusion_billing_price_mixin import PRICE_DIGITS
 
 
 class FusionBillingChargeTier(models.Model):
@@ -9,8 +9,20 @@ class FusionBillingChargeTier(models.Model):
     _description = "Charge Tier"
     _order = "charge_id, up_to_sort, up_to"
 
+    # A filter's tiers belong to its charge too (deleted with it), and are kept
+    # out of the charge's own ladder by the charge's tier_ids domain.
     charge_id = fields.Many2one(
-        "fusion.billing.charge", required=True, index=True, ondelete="cascade"
+        "fusion.billing.charge",
+        required=True,
+        index=True,
+        ondelete="cascade",
+        compute="_compute_charge_id",
+        store=True,
+        readonly=False,
+        precompute=True,
+    )
+    filter_id = fields.Many2one(
+        "fusion.billing.charge.filter", index="btree_not_null", ondelete="cascade"
     )
     up_to = fields.Float(
         digits=PRICE_DIGITS,
@@ -28,6 +40,11 @@ class FusionBillingChargeTier(models.Model):
         "CHECK(up_to >= 0 AND unit_price >= 0 AND flat_fee >= 0)",
         "Tier bounds and prices cannot be negative.",
     )
+
+    @api.depends("filter_id")
+    def _compute_charge_id(self):
+        for tier in self:
+            tier.charge_id = tier.filter_id.charge_id or tier.charge_id
 
     @api.depends("up_to")
     def _compute_up_to_sort(self):

@@ -50,9 +50,24 @@ class FusionBillingPlan(models.Model):
         "product.product",
         string="Fixed Fee Product",
         check_company=True,
-        help="Product of the fixed fee invoice line (taxes and income account).",
+        help="Product of the fixed fee and minimum commitment invoice lines (taxes "
+        "and income account).",
     )
-    charge_ids = fields.One2many("fusion.billing.charge", "plan_id", copy=True)
+    # A subscription's own prices (SPEC 13) are charges of the plan too, but
+    # not the plan's.
+    charge_ids = fields.One2many(
+        "fusion.billing.charge",
+        "plan_id",
+        domain=[("subscription_id", "=", False)],
+        copy=True,
+    )
+    minimum_amount = fields.Monetary(
+        string="Minimum Commitment",
+        currency_field="currency_id",
+        tracking=True,
+        help="Least amount billed per period (prorated like the fixed fee): when "
+        "usage and fixed fee stay below it, one more line bills the difference.",
+    )
 
     _code_unique = models.Constraint(
         "UNIQUE(service_id, code)", "A plan with this code already exists."
@@ -66,6 +81,13 @@ class FusionBillingPlan(models.Model):
     _fee_has_product = models.Constraint(
         "CHECK(base_price = 0 OR product_id IS NOT NULL)",
         "A plan with a fixed fee needs a product for its invoice line.",
+    )
+    _minimum_amount_positive = models.Constraint(
+        "CHECK(minimum_amount >= 0)", "The minimum commitment cannot be negative."
+    )
+    _minimum_has_product = models.Constraint(
+        "CHECK(minimum_amount = 0 OR product_id IS NOT NULL)",
+        "A plan with a minimum commitment needs a product for its invoice line.",
     )
 
     @api.depends("service_id")

@@ -82,6 +82,30 @@ class FusionBillingSubscription(models.Model):
         "account.move", "fusion_subscription_id", string="Invoices", readonly=True
     )
     invoice_count = fields.Integer(compute="_compute_invoice_count")
+    plan_charge_ids = fields.One2many(
+        related="plan_id.charge_ids", string="Plan Prices"
+    )
+    charge_ids = fields.One2many(
+        "fusion.billing.charge",
+        "subscription_id",
+        string="Custom Prices",
+        help="This subscription's own prices: each replaces the plan's charge on "
+        "its metric, while the subscription stays on that plan.",
+    )
+    override_base_price = fields.Boolean(
+        string="Custom Fixed Fee",
+        help="Bill the fixed fee below instead of the plan's.",
+    )
+    base_price = fields.Monetary(
+        string="Fixed Fee",
+        currency_field="currency_id",
+        tracking=True,
+        help="Recurring fee of this subscription, replacing the plan's when Custom "
+        "Fixed Fee is set.",
+    )
+    credit_ids = fields.One2many(
+        "fusion.billing.credit", "subscription_id", string="Credits"
+    )
     rating_date = fields.Datetime(
         string="Last Rated",
         readonly=True,
@@ -118,6 +142,9 @@ class FusionBillingSubscription(models.Model):
     _end_after_start = models.Constraint(
         "CHECK(end_date IS NULL OR end_date > start_date)",
         "The end date must be after the start date.",
+    )
+    _base_price_positive = models.Constraint(
+        "CHECK(base_price >= 0)", "The fixed fee cannot be negative."
     )
     _period_order = models.Constraint(
         "CHECK(next_invoice_date IS NULL OR "
@@ -165,6 +192,22 @@ class FusionBillingSubscription(models.Model):
                         "Plan %(plan)s is not a plan of service %(service)s.",
                         plan=subscription.plan_id.display_name,
                         service=subscription.service_id.display_name,
+                    )
+                )
+
+    @api.constrains("override_base_price", "base_price", "plan_id")
+    def _check_base_price_product(self):
+        for subscription in self:
+            if (
+                subscription.override_base_price
+                and subscription.base_price
+                and not subscription.plan_id.product_id
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Plan %(plan)s has no fixed fee product for the custom "
+                        "fixed fee's invoice line.",
+                        plan=subscription.plan_id.display_name,
                     )
                 )
 
