@@ -1,6 +1,7 @@
 """Delivery against real HTTPS servers on 127.0.0.1, with a test CA from trustme."""
 
 import contextlib
+import http.client
 import http.server
 import socket
 import ssl
@@ -32,6 +33,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/trickle"):
             self._trickle(float(self.path.partition("=")[2]))
             return
+        if self.path == "/flood":
+            self._flood()
+            return
+        if self.path == "/garbage":
+            self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+            return
         status, extra = {
             "/fail": (500, {}),
             "/redirect": (302, {"Location": f"https://{HOST}/elsewhere"}),
@@ -55,6 +62,18 @@ class Receiver(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 if self.server.release.wait(pause):
                     return
+
+    def _flood(self):
+        """A 204 whose body (announced as 1 GB) would come for ever."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        chunk = b"x" * 65536
+        with contextlib.suppress(OSError):  # the client stopped reading
+            for _ in range(10**9 // len(chunk)):
+                if self.server.release.is_set():
+                    return
+                self.wfile.write(chunk)
 
     def log_message(self, *args):
         pass
@@ -148,6 +167,7 @@ def test_receiver_gets_exact_body_and_headers(server, client_context):
     for name, value in headers.items():
         assert received_headers[name] == value
     assert received_headers["Host"] == f"{HOST}:{server.port}"
+    assert received_headers["User-Agent"] == "fusion-billing-webhooks/1"
     assert received_headers["Content-Length"] == str(len(BODY))
     assert signing.verify_fusion_signature(
         received_body,
@@ -191,14 +211,104 @@ def test_large_response_is_read_only_partly(server, client_context):
     assert result.status_code == 200
 
 
+def test_endless_response_body_is_not_waited_for(server, client_context):
+    started = time.monotonic()
+    result = delivery.post(
+        server.target("/flood"), BODY, {}, timeout=2, ssl_context=client_context
+    )
+    assert (result.status_code, result.error) == (200, None)
+    assert time.monotonic() - started < 1.5
+
+
 def test_slow_receiver_times_out(server, client_context):
     started = time.monotonic()
     result = delivery.post(
         server.target("/slow"), BODY, {}, timeout=0.5, ssl_context=client_context
     )
+    elapsed_ms = (time.monotonic() - started) * 1000
     assert result.status_code is None
     assert result.error == "timeout"
-    assert time.monotonic() - started < 3
+    assert elapsed_ms < 3000
+    # The failed attempt's duration is measured too, in milliseconds.
+    assert 500 <= result.duration_ms <= elapsed_ms + 1
+
+
+def test_connect_that_never_completes_is_cut_at_the_deadline(client_context):
+    """A listener whose accept queue is full: the SYN is never answered."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=1):  # the queue
+            target = urlguard.Target("https", HOST, port, "/", ("127.0.0.1",))
+            started = time.monotonic()
+            result = delivery.post(
+                target, BODY, {}, timeout=0.5, ssl_context=client_context
+            )
+            elapsed = time.monotonic() - started
+    assert (result.status_code, result.error) == (None, "timeout")
+    assert 0.5 <= elapsed < 1
+
+
+def test_answer_that_is_not_http_is_reported(server, client_context):
+    result = delivery.post(
+        server.target("/garbage"), BODY, {}, timeout=5, ssl_context=client_context
+    )
+    assert (result.status_code, result.error) == (
+        None,
+        "invalid HTTP response (BadStatusLine)",
+    )
+
+
+def test_receiver_without_tls_is_a_tls_error(client_context):
+    """A plain-HTTP receiver: the error names OpenSSL's reason, not its repr."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        target = urlguard.Target(
+            "https", HOST, listener.getsockname()[1], "/", ("127.0.0.1",)
+        )
+
+        def answer_in_clear():
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 20)
+
+        thread = threading.Thread(target=answer_in_clear, daemon=True)
+        thread.start()
+        result = delivery.post(target, BODY, {}, timeout=5, ssl_context=client_context)
+        thread.join(5)
+    assert result.status_code is None
+    reason = result.error.removeprefix("TLS error: ")
+    assert reason != result.error
+    assert reason.isupper() or "_" in reason, result.error
+    assert "[SSL" not in reason
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"),
+         "connection reset by the receiver"),
+        (OSError(113, "No route to host"), "network error: No route to host"),
+        (OSError("no errno"), "network error: no errno"),
+        (http.client.LineTooLong("header line"),
+         "invalid HTTP response (LineTooLong)"),
+    ],
+)  # fmt: skip
+def test_error_texts(exc, text):
+    assert delivery._describe(exc) == text
+
+
+def test_deadline_with_no_time_left_is_over(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(delivery.time, "monotonic", lambda: now[0])
+    deadline = delivery._Deadline(2)
+    now[0] = 101.5
+    assert deadline.remaining() == 0.5
+    now[0] = 102.0
+    with pytest.raises(TimeoutError, match=r"^delivery deadline reached$"):
+        deadline.remaining()
+    assert delivery._elapsed_ms(100.0) == 2000
+    now[0] = 100.0 + 1.2345
+    assert delivery._elapsed_ms(100.0) == 1234
 
 
 def test_trickling_receiver_is_cut_at_the_deadline(server, client_context):
@@ -296,7 +406,7 @@ def test_no_address_is_reported():
 @pytest.mark.parametrize(
     ("status", "success"),
     [(None, False), (199, False), (200, True), (202, True), (299, True),
-     (301, False), (410, False), (500, False)],
+     (300, False), (301, False), (410, False), (500, False)],
 )  # fmt: skip
 def test_is_success(status, success):
     assert delivery.is_success(status) is success
