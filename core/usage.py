@@ -557,6 +557,12 @@ def check_timestamp(ts: datetime, period_start: datetime, now: datetime) -> str 
     return None
 
 
+def retention_start(now: datetime, retention_days: int) -> datetime | None:
+    """The oldest timestamp a service keeping its usage ``retention_days`` days
+    accepts (SPEC §14); None when it keeps usage forever (0)."""
+    return now - timedelta(days=retention_days) if retention_days else None
+
+
 def build_response(results: list[dict[str, Any]]) -> Reply:
     """Summarize per-event results (in request order) into the §4 answer.
 

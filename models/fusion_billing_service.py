@@ -3,7 +3,7 @@ import hashlib
 import re
 from collections import OrderedDict
 
-from odoo import Command, api, fields, models
+from odoo import Command, api, fields, models, modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
@@ -23,6 +23,8 @@ _VERIFIED_KEYS_MAX = 1024
 _verified_keys = OrderedDict()
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ALLOWED_HOSTS_PARAM = "fusion_billing.webhook_allowed_hosts"
+# Usage events deleted per transaction by the retention cron.
+PURGE_BATCH_SIZE = 5000
 
 
 class FusionBillingService(models.Model):
@@ -154,6 +156,29 @@ class FusionBillingService(models.Model):
     plan_ids = fields.One2many("fusion.billing.plan", "service_id")
     subscription_ids = fields.One2many("fusion.billing.subscription", "service_id")
     subscription_count = fields.Integer(compute="_compute_subscription_count")
+    usage_retention_days = fields.Integer(
+        string="Keep Usage Events (days)",
+        default=0,
+        tracking=True,
+        help="0 keeps usage events forever. Otherwise events older than this many "
+        "days are refused by the API, and a daily job deletes the events of billing "
+        "periods that ended before then and whose invoice is posted (the invoice "
+        "keeps the billed quantities).",
+    )
+    last_rating_date = fields.Datetime(
+        string="Last Rating Run",
+        compute="_compute_operations",
+        help="When the rating job last rated a subscription of this service.",
+    )
+    rating_error_count = fields.Integer(
+        string="Rating Errors", compute="_compute_operations"
+    )
+    webhook_pending_count = fields.Integer(
+        string="Deliveries Pending", compute="_compute_operations"
+    )
+    webhook_failed_count = fields.Integer(
+        string="Deliveries Failed", compute="_compute_operations"
+    )
 
     _code_unique = models.Constraint(
         "UNIQUE(code)", "Another service already uses this code."
@@ -176,6 +201,10 @@ class FusionBillingService(models.Model):
     )
     _late_usage_days_positive = models.Constraint(
         "CHECK(late_usage_days >= 0)", "Late usage days cannot be negative."
+    )
+    _usage_retention_days_positive = models.Constraint(
+        "CHECK(usage_retention_days >= 0)",
+        "The usage retention cannot be negative (0 keeps events forever).",
     )
 
     @api.depends("user_id")
@@ -202,6 +231,41 @@ class FusionBillingService(models.Model):
         )
         for service in self:
             service.subscription_count = counts.get(service, 0)
+
+    def _compute_operations(self):
+        """What needs an operator: the last rating, failed ratings, deliveries
+        waiting or given up."""
+        Subscription = self.env["fusion.billing.subscription"]
+        last_rating = dict(
+            Subscription._read_group(
+                [("service_id", "in", self.ids)], ["service_id"], ["rating_date:max"]
+            )
+        )
+        rating_errors = dict(
+            Subscription._read_group(
+                [("service_id", "in", self.ids), ("rating_error", "!=", False)],
+                ["service_id"],
+                ["__count"],
+            )
+        )
+        deliveries = {
+            (service, state): count
+            for service, state, count in self.env[
+                "fusion.billing.webhook.event"
+            ]._read_group(
+                [
+                    ("service_id", "in", self.ids),
+                    ("state", "in", ("pending", "failed")),
+                ],
+                ["service_id", "state"],
+                ["__count"],
+            )
+        }
+        for service in self:
+            service.last_rating_date = last_rating.get(service)
+            service.rating_error_count = rating_errors.get(service, 0)
+            service.webhook_pending_count = deliveries.get((service, "pending"), 0)
+            service.webhook_failed_count = deliveries.get((service, "failed"), 0)
 
     @api.constrains("code")
     def _check_code(self):
@@ -453,3 +517,126 @@ class FusionBillingService(models.Model):
             "domain": [("service_id", "=", self.id)],
             "context": {"default_service_id": self.id},
         }
+
+    def action_view_rating_errors(self):
+        action = self.action_view_subscriptions()
+        action["name"] = self.env._("Subscriptions with a Rating Error")
+        action["domain"] += [("rating_error", "!=", False)]
+        return action
+
+    def action_view_pending_deliveries(self):
+        return self._deliveries_action(self.env._("Pending Deliveries"), "pending")
+
+    def action_view_failed_deliveries(self):
+        return self._deliveries_action(self.env._("Failed Deliveries"), "failed")
+
+    def _deliveries_action(self, name, state):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": name,
+            "res_model": "fusion.billing.webhook.event",
+            "view_mode": "list,form",
+            "domain": [("service_id", "=", self.id), ("state", "=", state)],
+            "context": {"create": False},
+        }
+
+    # ------------------------------------------------------------------
+    # Usage retention cron (SPEC §14)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_purge_usage(self, batch_size=PURGE_BATCH_SIZE):
+        """Delete the usage events the services no longer keep, batch by batch.
+
+        Events go by whole billing periods: a period that ended before its
+        service's retention cutoff, is closed, and whose invoice is posted (and
+        no other invoice of it still a draft). Since the API refuses events
+        older than the retention, such a period never gets usage again, so
+        nothing can need its events to be re-rated. Invoices are not touched:
+        their lines keep the billed quantities. Periods are walked in invoice
+        order, so a run reads each old invoice once however many batches it
+        takes; each batch commits.
+        """
+        after = 0
+        while True:
+            deleted, after, done = self._purge_usage_batch(after, batch_size)
+            time_left = self._purge_commit_progress(deleted, 0 if done else 1)
+            if done or time_left <= 0:
+                return
+
+    @api.model
+    def _purge_usage_batch(self, after, batch_size):
+        """Delete up to ``batch_size`` purgeable events of the periods whose
+        invoice id is above ``after``. Returns (events deleted, the invoice id
+        to continue after, whether every period has been walked)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH periods AS (
+                    SELECT m.id, m.fusion_subscription_id AS subscription_id,
+                           m.fusion_period_start AS date_from,
+                           m.fusion_period_end AS date_to
+                      FROM account_move m
+                      JOIN fusion_billing_subscription sub
+                        ON sub.id = m.fusion_subscription_id
+                      JOIN fusion_billing_service s
+                        ON s.id = sub.service_id AND s.usage_retention_days > 0
+                     WHERE m.id > %(after)s
+                       AND m.move_type = 'out_invoice'
+                       AND m.state = 'posted'
+                       AND m.fusion_period_end
+                           <= COALESCE(sub.last_invoice_date, sub.start_date)
+                       AND m.fusion_period_end <= (now() AT TIME ZONE 'utc')
+                           - make_interval(days => s.usage_retention_days)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM account_move other
+                            WHERE other.fusion_subscription_id
+                                  = m.fusion_subscription_id
+                              AND other.fusion_period_start = m.fusion_period_start
+                              AND other.state = 'draft')
+                  ORDER BY m.id
+                     LIMIT %(batch_size)s
+                ),
+                doomed AS (
+                    SELECT e.id, p.id AS move_id
+                      FROM periods p
+                      JOIN fusion_billing_usage_event e
+                        ON e.subscription_id = p.subscription_id
+                       AND e.timestamp >= p.date_from
+                       AND e.timestamp < p.date_to
+                  ORDER BY p.id
+                     LIMIT %(batch_size)s
+                       FOR UPDATE OF e SKIP LOCKED
+                ),
+                deleted AS (
+                    DELETE FROM fusion_billing_usage_event e
+                     USING doomed
+                     WHERE e.id = doomed.id
+                 RETURNING doomed.move_id
+                )
+                SELECT (SELECT COUNT(*) FROM deleted),
+                       (SELECT MAX(move_id) FROM deleted),
+                       (SELECT MAX(id) FROM periods),
+                       (SELECT COUNT(*) FROM periods)
+                """,
+                after=after,
+                batch_size=batch_size,
+            )
+        )
+        deleted, last_move, last_period, period_count = self.env.cr.fetchone()
+        self.env["fusion.billing.usage.event"].invalidate_model()
+        if deleted < batch_size:
+            # Every event of these periods is gone (or locked: next run).
+            return deleted, last_period or after, period_count < batch_size
+        # The last period touched may have more events: start again at it.
+        return deleted, last_move - 1, False
+
+    @api.model
+    def _purge_commit_progress(self, processed, remaining):
+        """Commit the batch and report progress to the cron; under tests only
+        flush (the test cursor cannot commit). Returns the cron's time left."""
+        if modules.module.current_test:
+            return float("inf")
+        return self.env["ir.cron"]._commit_progress(processed, remaining=remaining)

@@ -124,6 +124,7 @@ class FusionBillingUsageEvent(models.Model):
             code: (metric_id, set(plans))
             for code, metric_id, plans in found_metrics or ()
         }
+        oldest = usage.retention_start(now, service.usage_retention_days)
         targets = {}
         for index, event in events.items():
             subscription = subscriptions.get(event.subscription)
@@ -135,15 +136,18 @@ class FusionBillingUsageEvent(models.Model):
                     " in this service",
                 )
             else:
-                error = self._refusal(event, subscription, customers, metric, now)
+                error = self._refusal(
+                    event, subscription, customers, metric, now, oldest=oldest
+                )
             if error:
                 results[index] = usage.rejected(event.idempotency_key, *error)
             else:
                 targets[index] = (subscription[0], metric[0])
         return targets
 
-    def _refusal(self, event, subscription, customers, metric, now):
-        """Return ``(code, message)`` if the event may not be stored, else None."""
+    def _refusal(self, event, subscription, customers, metric, now, *, oldest):
+        """Return ``(code, message)`` if the event may not be stored, else None.
+        ``oldest``: the service's retention start (None: no retention)."""
         __, partner_id, plan_id, state, period_date = subscription
         if state != "active":
             return (
@@ -179,6 +183,12 @@ class FusionBillingUsageEvent(models.Model):
                 usage.TIMESTAMP_OUT_OF_WINDOW,
                 f"timestamp must be between the open period start"
                 f" ({period_start.isoformat()}) and 5 minutes from now",
+            )
+        if oldest and event.timestamp < oldest:
+            return (
+                usage.TIMESTAMP_OUT_OF_WINDOW,
+                f"timestamp is older than the service keeps usage"
+                f" ({oldest.isoformat(timespec='seconds')})",
             )
         return None
 

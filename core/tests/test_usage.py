@@ -371,6 +371,13 @@ def test_check_timestamp_window_edges():
     )
 
 
+def test_retention_start_is_now_minus_the_days_or_none():
+    now = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
+    assert usage.retention_start(now, 0) is None
+    assert usage.retention_start(now, 1) == datetime(2025, 3, 9, 12, 30, tzinfo=UTC)
+    assert usage.retention_start(now, 400) == datetime(2024, 2, 4, 12, 30, tzinfo=UTC)
+
+
 def test_build_response_counts_in_request_order():
     results = [
         usage.result("a", usage.ACCEPTED),
