@@ -76,8 +76,8 @@ def _error_responses(schema: str, bad_request_examples: dict) -> dict[str, Any]:
 
 _EVENT_EXAMPLE = {
     "idempotency_key": "evt_01J9Z8Q4K7",
-    "subscription": "sub_1042",
-    "customer": "cus_77",
+    "subscription": "sub_azure_pro",
+    "customer": "cus_azure",
     "metric": "api_calls",
     "quantity": 250,
     "timestamp": "2025-03-14T09:26:53Z",
@@ -103,9 +103,9 @@ _USAGE_POST = {
                             _EVENT_EXAMPLE,
                             {
                                 "idempotency_key": "evt_01J9Z8Q4K8",
-                                "subscription": "sub_1042",
-                                "customer": "cus_77",
-                                "metric": "storage_gb",
+                                "subscription": "sub_azure_pro",
+                                "customer": "cus_azure",
+                                "metric": "gpu_hours",
                                 "quantity": 12.5,
                                 "timestamp": "2025-03-14T10:26:53+01:00",
                             },
@@ -128,8 +128,8 @@ _USAGE_POST = {
                                 usage.result("evt_01J9Z8Q4K7", usage.ACCEPTED),
                                 usage.rejected(
                                     "evt_01J9Z8Q4K8",
-                                    usage.METRIC_NOT_ON_PLAN,
-                                    "metric storage_gb is not charged on the plan",
+                                    usage.UNKNOWN_METRIC,
+                                    "no metric 'gpu_hours' in this service",
                                 ),
                             ]
                         ).body,
@@ -181,8 +181,12 @@ _RECONCILIATION_POST = {
                     {
                         "period": "2025-02",
                         "amounts": [
-                            {"customer": "cus_77", "amount": 1249.9, "currency": "EUR"},
-                            {"customer": "cus_78", "amount": -20, "currency": "EUR"},
+                            {
+                                "customer": "cus_azure",
+                                "amount": 1249.9,
+                                "currency": "USD",
+                            },
+                            {"customer": "cus_9999", "amount": -20, "currency": "USD"},
                         ],
                     },
                 )
@@ -200,11 +204,12 @@ _RECONCILIATION_POST = {
                         reconciliation.build_response(
                             "2025-02",
                             [
-                                reconciliation.accepted("cus_77"),
+                                reconciliation.accepted("cus_azure"),
                                 reconciliation.rejected(
-                                    "cus_78",
+                                    "cus_9999",
                                     reconciliation.UNKNOWN_CUSTOMER,
-                                    "no customer cus_78 in this service",
+                                    "no customer with this external_ref"
+                                    " in service nexacloud",
                                 ),
                             ],
                         ).body,

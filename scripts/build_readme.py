@@ -4,6 +4,7 @@ from pathlib import Path
 
 ADDON = Path(__file__).resolve().parent.parent
 SECTIONS = (
+    ("QUICKSTART.md", "Quick start"),
     ("DESCRIPTION.md", "What it does"),
     ("INSTALL.md", "Requirements and installation"),
     ("CONFIGURE.md", "Configuration"),
@@ -11,6 +12,7 @@ SECTIONS = (
     ("RATING.md", "Rating: from usage to invoices"),
     ("WEBHOOKS.md", "Webhooks"),
     ("RECONCILIATION.md", "Dual-run reconciliation"),
+    ("SCALE.md", "Running at scale"),
     ("TESTS.md", "Running the tests"),
     ("ARCHITECTURE.md", "Architecture"),
 )

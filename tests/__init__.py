@@ -2,6 +2,7 @@ from . import test_back_office
 from . import test_models
 from . import test_pricing
 from . import test_rating
+from . import test_readme_examples
 from . import test_reconciliation
 from . import test_retention
 from . import test_service_operations
