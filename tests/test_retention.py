@@ -63,10 +63,11 @@ class TestUsageRetention(FusionBillingCase):
         )
 
     @classmethod
-    def _close(cls, subscriptions, today):
-        """Rate ``subscriptions`` only, closing their periods ended by ``today``."""
-        cycle = subscriptions._rating_cycle()
-        subscriptions._rate_batch(today, cycle)
+    def _close(cls, subscriptions, day):
+        """Rate ``subscriptions`` only, on ``day`` once the grace has passed:
+        their periods ended by then are closed."""
+        now = datetime.combine(day, time(), timezone.utc) + timedelta(days=1)
+        cls.env["fusion.billing.rating"]._rate_subscriptions(subscriptions.ids, now=now)
 
     @classmethod
     def _invoice(cls, subscription, period_start):
