@@ -9,8 +9,9 @@
 #   variables honoured). When no server answers, it starts a private one under
 #   .demo/ in this checkout, with the machine's initdb and pg_ctl.
 # - Creates the database $DEMO_DB (default fusion_billing_demo) with the addon and
-#   its demo data, unless it is already there; mints an API key of the demo service
-#   (NexaCloud); serves Odoo on 127.0.0.1 ($DEMO_PORT, default a free port).
+#   its demo data (when it is already there, updates the addon in it); mints an API
+#   key of the demo service (NexaCloud); serves Odoo on 127.0.0.1 ($DEMO_PORT,
+#   default a free port).
 # - Prints the login, the key and curl commands that work against the demo data.
 # Ctrl-C stops Odoo and the private PostgreSQL if it started one; the database
 # stays (run it again to reuse it; drop it with: dropdb fusion_billing_demo).
@@ -141,7 +142,11 @@ except psycopg2.OperationalError:
 EOF
 )
 case "$installed" in
-yes) say "Reusing database $DEMO_DB (fusion_billing and its demo data are installed)" ;;
+yes)
+    say "Reusing database $DEMO_DB: updating fusion_billing to this checkout (log: $STATE/install.log)"
+    odoo -u fusion_billing --stop-after-init --no-http --log-level warn \
+        >"$STATE/install.log" 2>&1 || die "the update failed, see $STATE/install.log"
+    ;;
 no)
     say "Creating database $DEMO_DB with fusion_billing and demo data (a few minutes; log: $STATE/install.log)"
     odoo -i fusion_billing --with-demo --stop-after-init --no-http --log-level warn \

@@ -62,9 +62,9 @@ class TestReadmeExamples(HttpCase):
             return VARIABLE.sub(lambda match: variables[match[1]], template)
 
         examples = readme_examples(text)
-        self.assertEqual(
-            [path for path, _body, _answer in examples],
-            ["/usage", "/usage", "/usage/openapi.json", "/reconciliation"],
+        self.assertLessEqual(
+            {"/usage", "/usage/openapi.json", "/reconciliation"},
+            {path for path, _body, _answer in examples},
         )
         headers = {
             "Authorization": f"Bearer {service.generate_api_key('README')}",
@@ -73,7 +73,7 @@ class TestReadmeExamples(HttpCase):
         for path, body, answer in examples:
             with self.subTest(path=path, body=body):
                 if body is None:
-                    response = self.url_open(path)
+                    response = self.url_open(path, headers=headers)
                 else:
                     response = self.url_open(path, data=expand(body), headers=headers)
                 if answer is None:
