@@ -9,6 +9,7 @@ scoped to the authenticated service. Validation rules live in ``core.usage``.
 import functools
 import json
 import re
+from datetime import datetime, timezone
 
 from odoo import http
 from odoo.http import request
@@ -104,8 +105,9 @@ def read_chunked(limit):
 
 
 @functools.lru_cache(maxsize=8)
-def openapi_text(server_url):
-    return json.dumps(openapi.build_openapi(server_url), ensure_ascii=False)
+def openapi_text(server_url, hour):
+    """The document, its examples dated at the start of the current hour."""
+    return json.dumps(openapi.build_openapi(server_url, hour), ensure_ascii=False)
 
 
 def service_call(handle):
@@ -175,7 +177,8 @@ class FusionBillingUsageController(http.Controller):
     def openapi_document(self, **_params):
         if request.httprequest.method not in ("GET", "HEAD"):
             return method_not_allowed("GET", "HEAD")
-        text = openapi_text(request.httprequest.url_root.rstrip("/"))
+        hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        text = openapi_text(request.httprequest.url_root.rstrip("/"), hour)
         return request.make_response(
             text,
             headers=[

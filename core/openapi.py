@@ -8,6 +8,7 @@ enforced one.
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from typing import Any
 
 from . import reconciliation, usage
@@ -243,8 +244,15 @@ _SCHEMAS = {
 }
 
 
-def build_openapi(server_url: str | None = None) -> dict[str, Any]:
-    """Return the OpenAPI document (a fresh copy the caller may change)."""
+def build_openapi(
+    server_url: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Return the OpenAPI document (a fresh copy the caller may change).
+
+    With ``now`` (aware), the request examples are dated then (and the
+    reconciliation examples are for its month), so they are accepted as they
+    are, e.g. against the demo data, instead of falling out of the window.
+    """
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -273,4 +281,33 @@ def build_openapi(server_url: str | None = None) -> dict[str, Any]:
     }
     if server_url:
         document["servers"] = [{"url": server_url}]
-    return copy.deepcopy(document)
+    document = copy.deepcopy(document)
+    if now:
+        _date_examples(document, now)
+    return document
+
+
+def _date_examples(document: dict[str, Any], now: datetime) -> None:
+    """Date the usage request examples ``now`` (each in its own UTC offset) and
+    put the reconciliation examples in ``now``'s month."""
+    usage_examples = _request_examples(document, "/usage")
+    for example in usage_examples.values():
+        value = example["value"]
+        for event in value.get("events", [value]):
+            stamp = event["timestamp"].replace("Z", "+00:00")
+            offset = datetime.fromisoformat(stamp).utcoffset()
+            moment = now.astimezone(timezone(offset)).isoformat(timespec="seconds")
+            event["timestamp"] = moment.replace("+00:00", "Z")
+    month = now.strftime("%Y-%m")
+    reconciliation_post = document["paths"]["/reconciliation"]["post"]
+    for example in _request_examples(document, "/reconciliation").values():
+        example["value"]["period"] = month
+    for example in reconciliation_post["responses"]["200"]["content"][
+        "application/json"
+    ]["examples"].values():
+        example["value"]["period"] = month
+
+
+def _request_examples(document: dict[str, Any], path: str) -> dict[str, Any]:
+    body = document["paths"][path]["post"]["requestBody"]
+    return body["content"]["application/json"]["examples"]

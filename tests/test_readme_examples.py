@@ -42,15 +42,20 @@ def readme_examples(text):
 
 @tagged("post_install", "-at_install")
 class TestReadmeExamples(HttpCase):
-    """The README's requests, sent as written to the demo data, get the answers
-    it documents (run in a database with demo data, skipped in others)."""
+    """The requests of the README and of the OpenAPI document, sent as written
+    to the demo data, get the answers they document (run in a database with
+    demo data, skipped in others)."""
 
-    def test_readme_requests_get_the_documented_answers(self):
+    def _demo_key(self):
         service = self.env.ref(
             "fusion_billing.demo_service_nexacloud", raise_if_not_found=False
         )
         if not service:
             self.skipTest("this database has no demo data")
+        return service.generate_api_key("documented examples")
+
+    def test_readme_requests_get_the_documented_answers(self):
+        key = self._demo_key()
         text = README.read_text()
         now = datetime.now(timezone.utc)
         variables = {
@@ -67,7 +72,7 @@ class TestReadmeExamples(HttpCase):
             {path for path, _body, _answer in examples},
         )
         headers = {
-            "Authorization": f"Bearer {service.generate_api_key('README')}",
+            "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
         }
         for path, body, answer in examples:
@@ -85,3 +90,22 @@ class TestReadmeExamples(HttpCase):
                 self.assertEqual(
                     response.status_code, 200 if expected["status"] == "ok" else 400
                 )
+
+    def test_openapi_examples_get_their_documented_answers(self):
+        """The served document's batch and month examples, sent as they are,
+        get its "mixed" answers."""
+        headers = {
+            "Authorization": f"Bearer {self._demo_key()}",
+            "Content-Type": "application/json",
+        }
+        document = self.url_open("/usage/openapi.json").json()
+        for path, example in (("/usage", "batch"), ("/reconciliation", "month")):
+            post = document["paths"][path]["post"]
+            request = post["requestBody"]["content"]["application/json"]["examples"]
+            answers = post["responses"]["200"]["content"]["application/json"]
+            with self.subTest(path=path):
+                response = self.url_open(
+                    path, data=json.dumps(request[example]["value"]), headers=headers
+                )
+                self.assertEqual(response.status_code, 200, response.text)
+                self.assertEqual(response.json(), answers["examples"]["mixed"]["value"])

@@ -1,6 +1,7 @@
 """Tests of the OpenAPI document served at GET /usage/openapi.json (core.openapi)."""
 
 import json
+from datetime import datetime, timezone
 
 import jsonschema
 import openapi_spec_validator as validator
@@ -113,6 +114,30 @@ def test_request_examples_pass_the_real_validation(document):
         assert all(
             isinstance(item, reconciliation.ExternalAmount) for item in parsed.items
         )
+
+
+def test_examples_dated_now_are_in_the_window_of_now():
+    """Dated at a moment, the request examples are of that moment (in their own
+    UTC offsets) and of its month, and still valid."""
+    now = datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)
+    dated = openapi.build_openapi(now=now)
+    usage_body = dated["paths"]["/usage"]["post"]["requestBody"]
+    stamps = []
+    for example in usage_body["content"]["application/json"]["examples"].values():
+        raw = json.dumps(example["value"]).encode()
+        for item in usage.parse_request(raw, "application/json"):
+            stamps.append(item["timestamp"])
+            assert usage.validate_event(item).timestamp == now
+    assert "2026-12-01T00:30:00Z" in stamps
+    assert "2026-12-01T01:30:00+01:00" in stamps
+    rec_post = dated["paths"]["/reconciliation"]["post"]
+    rec_examples = [
+        *rec_post["requestBody"]["content"]["application/json"]["examples"].values(),
+        *rec_post["responses"]["200"]["content"]["application/json"][
+            "examples"
+        ].values(),
+    ]
+    assert {example["value"]["period"] for example in rec_examples} == {"2026-12"}
 
 
 def test_examples_match_their_schemas(document):
