@@ -35,6 +35,21 @@ def body(payload) -> bytes:
     return json.dumps(payload).encode()
 
 
+def spec_path(item):
+    """validate_event without the plain-event fast path: the field specs alone."""
+    try:
+        return usage.UsageEvent(**usage.EVENT_FIELDS.validate(item))
+    except usage.FieldError as error:
+        return usage.rejected(item.get("idempotency_key"), "invalid_event", str(error))
+
+
+# Valid values are checked on both paths: most take the fast path in
+# validate_event, so the field specs would otherwise go unchecked on them.
+BOTH_PATHS = pytest.mark.parametrize(
+    "validate", [usage.validate_event, spec_path], ids=["validate_event", "specs"]
+)
+
+
 # --- Envelope --------------------------------------------------------------------
 
 ENVELOPE_ERRORS = [
@@ -56,6 +71,21 @@ ENVELOPE_ERRORS = [
         "unsupported_media_type",
     ),
     ("json-ish", body(GOOD_EVENT), "application/jsonx", 415, "unsupported_media_type"),
+    (
+        "latin-1 after another parameter",
+        body(GOOD_EVENT),
+        f"{JSON}; a=1; charset=latin-1",
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "latin-1 without spaces",
+        body(GOOD_EVENT),
+        f"{JSON};a=1;charset=latin-1",
+        415,
+        "unsupported_media_type",
+    ),
+    ("empty content type", body(GOOD_EVENT), "", 415, "unsupported_media_type"),
     ("too large", b" " * (usage.MAX_BODY_BYTES + 1), JSON, 413, "payload_too_large"),
     ("not utf-8", b'{"a": "\xff"}', JSON, 400, usage.INVALID_JSON),
     ("utf-16", '{"a": 1}'.encode("utf-16"), JSON, 400, usage.INVALID_JSON),
@@ -122,6 +152,10 @@ def test_envelope_errors(raw, content_type, http_status, code):
         f"{JSON}; charset=utf-8",
         f"{JSON};charset=UTF-8",
         f'{JSON}; charset="utf-8"',
+        f"{JSON}; charset=utf8",
+        f"{JSON} ; Charset = UTF-8 ",
+        f"{JSON}; a=1; charset=utf-8",
+        f"{JSON}; version=2",
     ],
 )
 def test_json_content_types_accepted(content_type):
@@ -299,12 +333,35 @@ def test_defaults_quantity_one_and_empty_properties():
         (1e-7, "1E-7"),
         (10**15, "1000000000000000"),
         (1e15, "1000000000000000.0"),
+        (0.3, "0.3"),  # not 0.299999999999999988897769753748...
+        (1.1, "1.1"),
+        (123456.789, "123456.789"),
     ],
 )
-def test_quantities_as_decimal(quantity, expected):
-    outcome = usage.validate_event(event(quantity=quantity))
+@BOTH_PATHS
+def test_quantities_as_decimal(validate, quantity, expected):
+    outcome = validate(event(quantity=quantity))
     assert str(outcome.quantity) == expected
     assert not outcome.quantity.is_signed()
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        (-1, "quantity: must be at least 0"),
+        (-1e-9, "quantity: must be at least 0"),
+        (10**15 + 1, "quantity: must be at most 1000000000000000"),
+        (1e15 + 0.125, "quantity: must be at most 1000000000000000"),
+        (float("inf"), "quantity: must be a finite number"),
+        (True, "quantity: must be a number, not a boolean"),
+        ("1", "quantity: must be a number, not a string"),
+        (None, "quantity: must be a number, not null"),
+    ],
+)
+def test_quantity_bounds(validate, quantity, message):
+    outcome = validate(event(quantity=quantity))
+    assert outcome["error"] == {"code": usage.INVALID_EVENT, "message": message}
 
 
 @pytest.mark.parametrize(
@@ -343,14 +400,19 @@ def test_deep_properties_do_not_overflow_the_stack():
         # Beyond microseconds: truncated, never rounded into the next second.
         ("2025-03-01T12:00:00.9999999Z", datetime(2025, 3, 1, 12, 0, 0, 999999, UTC)),
         ("2025-03-01T13:30:00+01:30", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01t17:30:00+05:30", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01t06:15:00-05:45", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00.25z", datetime(2025, 3, 1, 12, 0, 0, 250000, UTC)),
+        ("2025-03-01t12:00:00.000001+00:00", datetime(2025, 3, 1, 12, 0, 0, 1, UTC)),
         ("2025-03-01T07:00:00-05:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
         ("2025-03-02T11:59:00+23:59", datetime(2025, 3, 1, 12, tzinfo=UTC)),
         ("2025-01-01T00:30:00+01:00", datetime(2024, 12, 31, 23, 30, tzinfo=UTC)),
         ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
     ],
 )
-def test_rfc3339_variants(text, expected):
-    timestamp = usage.validate_event(event(timestamp=text)).timestamp
+@BOTH_PATHS
+def test_rfc3339_variants(validate, text, expected):
+    timestamp = validate(event(timestamp=text)).timestamp
     assert timestamp == expected
     assert timestamp.utcoffset() == timedelta(0)
 
