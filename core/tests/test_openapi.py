@@ -11,6 +11,7 @@ from core import openapi, reconciliation, usage
 
 ERROR_STATUSES = {"400", "401", "405", "413", "415"}
 ROUTES = ("/usage", "/reconciliation")
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -147,3 +148,78 @@ def test_examples_match_their_schemas(document):
 
 def test_openapi_spec_validator_accepts_the_document(document):
     validator.validate(document)
+
+
+def _example(document, route, status, name=None):
+    operation = document["paths"][route]["post"]
+    part = (
+        operation["requestBody"] if status is None else operation["responses"][status]
+    )
+    examples = part["content"]["application/json"]["examples"]
+    return (examples[name] if name else next(iter(examples.values())))["value"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("401", usage.UNAUTHENTICATED),
+        ("405", usage.METHOD_NOT_ALLOWED),
+        ("413", usage.PAYLOAD_TOO_LARGE),
+        ("415", usage.UNSUPPORTED_MEDIA_TYPE),
+    ],
+)
+def test_each_error_status_shows_its_own_code(document, status, code):
+    for route in ROUTES:
+        response = document["paths"][route]["post"]["responses"][status]
+        assert response["description"]
+        value = _example(document, route, status, code)
+        assert value["status"] == "error"
+        assert value["error"]["code"] == code
+        assert value["results"] == []
+
+
+def test_error_examples_are_what_the_api_answers(document):
+    too_large = b" " * (usage.MAX_BODY_BYTES + 1)
+    for route, parse in (
+        ("/usage", usage.parse_request),
+        ("/reconciliation", reconciliation.parse_api_request),
+    ):
+        assert _example(document, route, "413") == parse(too_large, JSON).body
+        assert _example(document, route, "415") == parse(b"{}", "text/plain").body
+    assert _example(document, "/usage", "400", "invalid_json") == (
+        usage.parse_request(b'{"quantity":}', JSON).body
+    )
+    event = {**_example(document, "/usage", None, "single"), "quantity": -1}
+    assert _example(document, "/usage", "400", "all_rejected") == (
+        usage.build_response([usage.validate_event(event)]).body
+    )
+
+
+def test_success_examples_count_their_results(document):
+    usage_ok = _example(document, "/usage", "200")
+    assert (usage_ok["status"], usage_ok["accepted"], usage_ok["rejected"]) == (
+        "ok",
+        1,
+        1,
+    )
+    rec_ok = _example(document, "/reconciliation", "200")
+    assert (rec_ok["status"], rec_ok["period"], rec_ok["accepted"]) == (
+        "ok",
+        "2025-02",
+        1,
+    )
+    assert [item["status"] for item in rec_ok["results"]] == ["accepted", "rejected"]
+
+
+def test_operations_are_named_and_need_a_body(document):
+    operations = [document["paths"][route]["post"] for route in ROUTES]
+    assert [op["operationId"] for op in operations] == [
+        "postUsage",
+        "postReconciliation",
+    ]
+    for operation in operations:
+        assert operation["requestBody"]["required"] is True
+        assert operation["summary"]
+        assert operation["description"]
+    batch = _example(document, "/usage", None, "batch")
+    assert len(batch["events"]) == 2
