@@ -85,41 +85,6 @@ def matching_filter(filters, properties):
     return None
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """A filter's (or, ``filter`` None, the rest's) usage and amount."""
-
-    filter: Filter | None
-    quantity: Decimal
-    amount: Decimal
-
-
-def rate_buckets(charge, filters, quantities, rounding):
-    """Price every bucket of a charge on its own: one Bucket per filter, in
-    order, then one for the rest (priced by ``charge``).
-
-    ``quantities`` maps a filter's index (None: the rest) to its aggregated
-    quantity; a missing bucket has none. Each amount is rounded once.
-
-    >>> eu = Filter("region", ("eu",), charges.Charge("standard", unit_price="0.5"))
-    >>> own = charges.Charge("standard", unit_price="0.25")
-    >>> [b.amount for b in rate_buckets(own, [eu], {0: 3, None: 3}, "0.01")]
-    [Decimal('1.50'), Decimal('0.75')]
-    """
-    buckets = []
-    for key, bucket_filter in [*enumerate(filters), (None, None)]:
-        quantity = money.to_decimal(quantities.get(key, ZERO))
-        priced_by = charge if bucket_filter is None else bucket_filter.charge
-        buckets.append(
-            Bucket(
-                bucket_filter,
-                quantity,
-                charges.amount(priced_by, quantity, rounding),
-            )
-        )
-    return buckets
-
-
 # --- proration and minimum commitment -------------------------------------
 
 

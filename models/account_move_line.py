@@ -1,6 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import fields, models
 
+from .fusion_billing_rating import FIXED_FEE, MINIMUM
+
 
 class AccountMoveLine(models.Model):
     _inherit = "account.move.line"
@@ -13,8 +15,22 @@ class AccountMoveLine(models.Model):
         copy=False,
         ondelete="restrict",
     )
+    fusion_charge_filter_id = fields.Many2one(
+        "fusion.billing.charge.filter",
+        string="Charge Filter",
+        index="btree_not_null",
+        readonly=True,
+        copy=False,
+        ondelete="restrict",
+    )
     fusion_is_fixed_fee = fields.Boolean(
         string="Plan Fixed Fee", readonly=True, copy=False
+    )
+    fusion_is_minimum = fields.Boolean(
+        string="Minimum Commitment", readonly=True, copy=False
+    )
+    fusion_is_credit = fields.Boolean(
+        string="Prepaid Credits", readonly=True, copy=False
     )
     fusion_usage_quantity = fields.Float(
         string="Rated Usage", digits=False, readonly=True, copy=False
@@ -22,10 +38,29 @@ class AccountMoveLine(models.Model):
 
     # A rerun updates the line of a charge instead of adding another one.
     _fusion_charge_unique = models.UniqueIndex(
-        "(move_id, fusion_charge_id) WHERE fusion_charge_id IS NOT NULL",
+        "(move_id, fusion_charge_id, COALESCE(fusion_charge_filter_id, 0)) "
+        "WHERE fusion_charge_id IS NOT NULL",
         "The invoice already has a line for this charge.",
     )
     _fusion_fixed_fee_unique = models.UniqueIndex(
         "(move_id) WHERE fusion_is_fixed_fee",
         "The invoice already has a fixed fee line.",
     )
+    _fusion_minimum_unique = models.UniqueIndex(
+        "(move_id) WHERE fusion_is_minimum",
+        "The invoice already has a minimum commitment line.",
+    )
+
+    def _fusion_rated_key(self):
+        """The key of the rated line this invoice line was written from (see
+        RatedLine), None for a line rating does not own."""
+        self.ensure_one()
+        if self.fusion_charge_filter_id:
+            return (self.fusion_charge_id.id, self.fusion_charge_filter_id.id)
+        if self.fusion_charge_id:
+            return self.fusion_charge_id.id
+        if self.fusion_is_fixed_fee:
+            return FIXED_FEE
+        if self.fusion_is_minimum:
+            return MINIMUM
+        return None

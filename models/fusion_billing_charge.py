@@ -1,8 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
-from ..core import charges
+from ..core import charges, pricing
 from ..core.money import to_decimal
 
 CHARGE_MODELS = [
@@ -165,16 +166,44 @@ class FusionBillingCharge(models.Model):
                 name += f" ({charge.subscription_id.display_name})"
             charge.display_name = name
 
-    def _rate(self, quantity):
+    def _filter_bucket_sql(self):
+        """SQL giving the id of the first filter (by sequence) a usage event
+        ``e`` matches, NULL when it falls to the charge's own prices; None for
+        a charge without filters.
+
+        A property matches when it is a JSON scalar whose text (``->>``: 1,
+        true, eu) is one of the filter's values.
+        """
+        self.ensure_one()
+        if not self.filter_ids:
+            return None
+        return SQL(
+            "CASE %s END",
+            SQL(" ").join(
+                SQL(
+                    "WHEN jsonb_typeof(e.properties -> %s) IN "
+                    "('string', 'number', 'boolean') "
+                    "AND e.properties ->> %s = ANY(%s::text[]) THEN %s",
+                    charge_filter.property_name,
+                    charge_filter.property_name,
+                    list(pricing.parse_values(charge_filter.values)),
+                    charge_filter.id,
+                )
+                for charge_filter in self.filter_ids
+            ),
+        )
+
+    def _rate(self, quantity, prices=None):
         """Price ``quantity`` units: (amount rounded once to the currency, how
-        it was computed for the invoice line).
+        it was computed for the invoice line). With ``prices`` (one of the
+        charge's filters), the bucket of that filter.
 
         The extension point of charge models: an addon adding one to
         ``charge_model`` (``selection_add``) overrides this for its model and
         calls ``super()`` for the others. A model nobody prices raises.
         """
         self.ensure_one()
-        engine_charge = self._engine_charge()
+        engine_charge = self._engine_charge(prices)
         currency = self.currency_id
         return (
             charges.amount(engine_charge, quantity, to_decimal(currency.rounding)),

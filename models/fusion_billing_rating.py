@@ -16,6 +16,7 @@ _logger = logging.getLogger(__name__)
 # Subscriptions claimed, rated and committed together by the rating cron.
 RATING_BATCH_SIZE = 200
 FIXED_FEE = "fixed_fee"
+MINIMUM = "minimum"
 # The rating cycle a run stopped by the cron's time limit left unfinished.
 UNFINISHED_CYCLE_PARAM = "fusion_billing.rating_cycle_unfinished"
 RATEABLE = SQL("state = 'active' AND next_invoice_date IS NOT NULL")
@@ -33,14 +34,17 @@ class BillingPeriod:
 
 @dataclass(frozen=True)
 class RatedLine:
-    """One invoice line as rating computed it: a charge's usage, or the fixed fee."""
+    """One invoice line as rating computed it: a charge's usage (or one of its
+    filters' buckets), the fixed fee, or the minimum commitment's true-up."""
 
-    key: object  # the charge id, or FIXED_FEE
+    # the charge id, (charge id, filter id) for a filter, FIXED_FEE or MINIMUM
+    key: object
     product: models.BaseModel
     title: str
     quantity: Decimal
     amount: Decimal
     pricing: str = ""
+    charge_filter: models.BaseModel | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class FusionBillingRating(models.AbstractModel):
         Returns {period index: {metric id: Decimal}}; a metric without events
         in the window is absent (its quantity is 0). Periods charging a metric
         whose aggregation cannot be computed land in ``errors`` (by index).
+        A charge with filters also gets each bucket's own aggregate, under
+        (metric id, filter id) and (metric id, None) for the rest.
 
         Each metric contributes its own aggregate (``_aggregation_sql``); the
         metrics sharing one are aggregated by one branch of a UNION ALL, whose
@@ -116,6 +122,8 @@ class FusionBillingRating(models.AbstractModel):
         clause (the batch's subscriptions, metrics and outer window) lets
         PostgreSQL collect the events with one bitmap scan of the index
         (subscription_id, metric_id, timestamp) and read each heap page once.
+        A charge with filters has a branch of its own, whose grouping sets
+        give the metric's total and each bucket's aggregate in the same pass.
         """
         expressions, broken = {}, {}
         for metric in self._charged_metrics(billing_periods):
@@ -124,8 +132,10 @@ class FusionBillingRating(models.AbstractModel):
             except Exception as error:  # an unknown aggregation bills nothing
                 broken[metric] = str(error)
         branches = defaultdict(lambda: ([], [], [], [], []))
+        buckets = {}
         for index, period in enumerate(billing_periods):
-            metrics = period.plan.charge_ids.metric_id
+            charges = period.subscription._period_charges(period)
+            metrics = charges.metric_id
             if failures := [broken[metric] for metric in metrics if metric in broken]:
                 errors[index] = "; ".join(failures)
                 continue
@@ -133,8 +143,13 @@ class FusionBillingRating(models.AbstractModel):
                 moment.replace(tzinfo=None)
                 for moment in periods.billing_window(period.start, None, period.end)
             )
-            for metric in metrics:
-                columns = branches[expressions[metric]]
+            for charge in charges:
+                metric = charge.metric_id
+                if charge.filter_ids and charge.id not in buckets:
+                    buckets[charge.id] = charge._filter_bucket_sql()
+                columns = branches[
+                    expressions[metric], charge.id if charge.filter_ids else None
+                ]
                 for column, value in zip(
                     columns,
                     (index, period.subscription.id, metric.id, start, end),
@@ -145,10 +160,16 @@ class FusionBillingRating(models.AbstractModel):
             return {}
         self.env["fusion.billing.usage.event"].flush_model()
         self.env["fusion.billing.metric"].flush_model()
-        query = SQL(" UNION ALL ").join(
-            SQL(
-                """
-                SELECT w.key, w.metric_id, (%s)::text
+        branch_queries = []
+        for (expression, filtered_charge), columns in branches.items():
+            keys, subscription_ids, metric_ids, starts, ends = columns
+            bucket_columns, bucket_join, group_by = self._bucket_sql(
+                buckets.get(filtered_charge)
+            )
+            branch_queries.append(
+                SQL(
+                    """
+                SELECT w.key, w.metric_id, (%s)::text, %s
                   FROM unnest(%s::int[], %s::int[], %s::int[],
                               %s::timestamp[], %s::timestamp[])
                        AS w(key, subscription_id, metric_id, date_from, date_to)
@@ -157,36 +178,52 @@ class FusionBillingRating(models.AbstractModel):
                    AND e.metric_id = w.metric_id
                    AND e.timestamp >= w.date_from
                    AND e.timestamp < w.date_to
+                   %s
                  WHERE e.subscription_id = ANY(%s::int[])
                    AND e.metric_id = ANY(%s::int[])
                    AND e.timestamp >= %s
                    AND e.timestamp < %s
-              GROUP BY w.key, w.metric_id
-                """,
-                expression,
-                keys,
-                subscription_ids,
-                metric_ids,
-                starts,
-                ends,
-                sorted(set(subscription_ids)),
-                sorted(set(metric_ids)),
-                min(starts),
-                max(ends),
+              GROUP BY %s
+                    """,
+                    expression,
+                    bucket_columns,
+                    keys,
+                    subscription_ids,
+                    metric_ids,
+                    starts,
+                    ends,
+                    bucket_join,
+                    sorted(set(subscription_ids)),
+                    sorted(set(metric_ids)),
+                    min(starts),
+                    max(ends),
+                    group_by,
+                )
             )
-            for expression, (
-                keys,
-                subscription_ids,
-                metric_ids,
-                starts,
-                ends,
-            ) in branches.items()
-        )
+        query = SQL(" UNION ALL ").join(branch_queries)
         self.env.cr.execute(query)
         quantities = defaultdict(dict)
-        for key, metric_id, quantity in self.env.cr.fetchall():
-            quantities[key][metric_id] = money.bounded_quantity(quantity or 0)
+        for key, metric_id, quantity, filter_id, bucket in self.env.cr.fetchall():
+            quantities[key][(metric_id, filter_id) if bucket else metric_id] = (
+                money.bounded_quantity(quantity or 0)
+            )
         return quantities
+
+    @api.model
+    def _bucket_sql(self, bucket):
+        """The (selected bucket columns, join, GROUP BY) of a branch whose
+        charge's ``bucket`` is the SQL of the filter an event ``e`` falls in
+        (None: a charge without filters)."""
+        if bucket is None:
+            return SQL("NULL::int, FALSE"), SQL(), SQL("w.key, w.metric_id")
+        return (
+            SQL("b.filter_id, GROUPING(b.filter_id) = 0"),
+            SQL("CROSS JOIN LATERAL (SELECT %s) AS b(filter_id)", bucket),
+            SQL(
+                "GROUPING SETS ((w.key, w.metric_id), "
+                "(w.key, w.metric_id, b.filter_id))"
+            ),
+        )
 
     @api.model
     def _charged_metrics(self, billing_periods):

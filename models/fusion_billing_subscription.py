@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,9 +8,9 @@ from markupsafe import Markup
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..core import periods
+from ..core import periods, pricing
 from ..core.money import round_money, to_decimal
-from .fusion_billing_rating import FIXED_FEE, BillingPeriod, RatedLine
+from .fusion_billing_rating import FIXED_FEE, MINIMUM, BillingPeriod, RatedLine
 
 STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
 
@@ -284,33 +285,89 @@ class FusionBillingSubscription(models.Model):
         rounding = to_decimal(currency.rounding)
         lang_plan = plan.with_context(lang=self.partner_id.lang or self.env.lang)
         rated_lines = []
-        for charge in lang_plan.charge_ids:
+        for charge in self._period_charges(period).with_context(
+            lang=lang_plan.env.lang
+        ):
             metric = charge.metric_id
+            title = (
+                f"{metric.name} ({metric.unit_name})"
+                if metric.unit_name
+                else metric.name
+            )
+            if charge.filter_ids:
+                rated_lines += self._prepare_filter_lines(charge, title, quantities)
+                continue
             quantity = quantities.get(metric.id, Decimal(0))
             amount, pricing = charge._rate(quantity)
             rated_lines.append(
                 RatedLine(
                     key=charge.id,
                     product=charge.product_id,
-                    title=f"{metric.name} ({metric.unit_name})"
-                    if metric.unit_name
-                    else metric.name,
+                    title=title,
                     quantity=quantity,
                     amount=amount,
                     pricing=pricing,
                 )
             )
-        if plan.base_price:
+        if base_price := self._base_price(period):
             rated_lines.append(
                 RatedLine(
                     key=FIXED_FEE,
                     product=plan.product_id,
                     title=self.env._("%(plan)s fixed fee", plan=plan.name),
                     quantity=Decimal(1),
-                    amount=round_money(to_decimal(plan.base_price), rounding),
+                    amount=round_money(base_price, rounding),
                 )
             )
         return rated_lines
+
+    def _period_charges(self, period):
+        """The charges rating ``period``: its plan's, each replaced by this
+        subscription's own charge on the same metric when it has one (own
+        charges of another plan, before a plan change, no longer apply)."""
+        self.ensure_one()
+        own = {
+            charge.metric_id: charge
+            for charge in self.charge_ids
+            if charge.plan_id == period.plan
+        }
+        return self.env["fusion.billing.charge"].browse(
+            own.get(charge.metric_id, charge).id for charge in period.plan.charge_ids
+        )
+
+    def _prepare_filter_lines(self, charge, title, quantities):
+        """The lines of a charge with filters: one per filter, its description
+        naming its values, then the rest at the charge's own prices; each
+        bucket aggregated and priced on its own."""
+        metric = charge.metric_id
+        lines = []
+        for charge_filter in [*charge.filter_ids, None]:
+            quantity = quantities.get(
+                (metric.id, charge_filter.id if charge_filter else None), Decimal(0)
+            )
+            amount, pricing = charge._rate(quantity, prices=charge_filter)
+            lines.append(
+                RatedLine(
+                    key=(charge.id, charge_filter.id) if charge_filter else charge.id,
+                    product=charge.product_id,
+                    title=f"{title}, {charge_filter.display_name}"
+                    if charge_filter
+                    else self.env._("%(charge)s, other usage", charge=title),
+                    quantity=quantity,
+                    amount=amount,
+                    pricing=pricing,
+                    charge_filter=charge_filter,
+                )
+            )
+        return lines
+
+    def _base_price(self, period):
+        """The fixed fee of ``period``: this subscription's own when it
+        overrides the plan's."""
+        self.ensure_one()
+        if self.override_base_price:
+            return to_decimal(self.base_price)
+        return to_decimal(period.plan.base_price)
 
     def _period_text(self, period):
         """The period as the customer reads it (end date inclusive)."""
@@ -349,15 +406,18 @@ class FusionBillingSubscription(models.Model):
         name = f"{rated_line.title}, {self._period_text(period)}"
         if rated_line.pricing:
             name += f"\n{rated_line.pricing}"
+        key, charge_filter = rated_line.key, rated_line.charge_filter
         return {
             "product_id": rated_line.product.id,
             "name": name,
             "quantity": 1,
             "price_unit": float(rated_line.amount),
-            "fusion_charge_id": rated_line.key
-            if rated_line.key != FIXED_FEE
-            else False,
-            "fusion_is_fixed_fee": rated_line.key == FIXED_FEE,
+            "fusion_charge_id": charge_filter.charge_id.id
+            if charge_filter
+            else (key if isinstance(key, int) else False),
+            "fusion_charge_filter_id": charge_filter.id if charge_filter else False,
+            "fusion_is_fixed_fee": key == FIXED_FEE,
+            "fusion_is_minimum": key == MINIMUM,
             "fusion_usage_quantity": float(rated_line.quantity),
         }
 
@@ -367,9 +427,9 @@ class FusionBillingSubscription(models.Model):
         amount; untouched when nothing changed."""
         self.ensure_one()
         existing = {
-            (line.fusion_charge_id.id or FIXED_FEE): line
+            line._fusion_rated_key(): line
             for line in invoice.invoice_line_ids
-            if line.fusion_charge_id or line.fusion_is_fixed_fee
+            if line._fusion_rated_key()
         }
         commands = []
         for rated in rated_lines:
@@ -399,6 +459,7 @@ class FusionBillingSubscription(models.Model):
         periods never drift; post the invoice if the service says so and tell
         the app the invoice is final."""
         self.ensure_one()
+        invoice = self._settle_period(self._open_period(), invoice)
         plan = self.plan_id
         period_end = self._period_end()
         self.write(
@@ -414,6 +475,107 @@ class FusionBillingSubscription(models.Model):
         if invoice.state == "draft" and self.service_id.auto_post_invoices:
             invoice.action_post()
         self._queue_invoice_event("invoice.finalized", invoice)
+
+    def _settle_period(self, period, invoice):
+        """What a closing period owes beyond its usage: the minimum
+        commitment's true-up, then its credits. Returns the invoice, created
+        when the minimum is all the period bills; a posted one is final."""
+        if invoice.state == "posted":
+            return invoice
+        rounding = to_decimal(period.plan.currency_id.rounding)
+        if minimum := self._prepare_minimum_line(period, invoice, rounding):
+            if invoice:
+                self._update_period_invoice(period, invoice, [minimum])
+            elif minimum.amount:
+                invoice = self.env["account.move"].create(
+                    self._prepare_invoice_values(period, [minimum])
+                )
+                self._queue_invoice_event("invoice.created", invoice)
+        if invoice:
+            self._apply_credits(period, invoice, rounding)
+        return invoice
+
+    def _prepare_minimum_line(self, period, invoice, rounding):
+        """The "Minimum commitment" line: what the usage lines and fixed fee
+        of ``invoice`` lack to reach the plan's minimum. None without one."""
+        plan = period.plan
+        if not plan.minimum_amount:
+            return None
+        minimum = round_money(to_decimal(plan.minimum_amount), rounding)
+        billed = sum(
+            (
+                to_decimal(line.price_subtotal)
+                for line in invoice.invoice_line_ids
+                if line.fusion_charge_id or line.fusion_is_fixed_fee
+            ),
+            Decimal(0),
+        )
+        currency = plan.currency_id.name
+        return RatedLine(
+            key=MINIMUM,
+            product=plan.product_id,
+            title=self.env._("Minimum commitment"),
+            quantity=Decimal(1),
+            amount=pricing.minimum_true_up(minimum, billed),
+            pricing=self.env._(
+                "minimum %(minimum)s %(currency)s, billed %(billed)s %(currency)s",
+                minimum=minimum,
+                billed=round_money(billed, rounding),
+                currency=currency,
+            ),
+        )
+
+    def _apply_credits(self, period, invoice, rounding):
+        """Reduce the untaxed total of the period's draft ``invoice`` by the
+        subscription's credits unexpired on the period's last day, never
+        below zero: one negative "Prepaid credits" line per set of taxes, in
+        proportion to its base, and what each credit gave recorded against
+        the invoice. Running it again gives the same lines and records."""
+        previous = invoice.invoice_line_ids.filtered("fusion_is_credit")
+        consumptions = self.env["fusion.billing.credit.consumption"].sudo()
+        consumptions.search([("move_id", "=", invoice.id)]).unlink()
+        bases = defaultdict(Decimal)
+        for line in invoice.invoice_line_ids - previous:
+            if line.display_type == "product":
+                bases[line.tax_ids] += to_decimal(line.price_subtotal)
+        last_day = period.end - timedelta(days=1)
+        grants = self.credit_ids.filtered("remaining_amount")
+        used = pricing.consume_credits(
+            [grant._engine_grant() for grant in grants],
+            sum(bases.values(), Decimal(0)),
+            last_day,
+        )
+        spent = sum((amount for _credit, amount in used), Decimal(0))
+        commands = [Command.unlink(line.id) for line in previous]
+        name = self.env._(
+            "Prepaid credits, %(period)s\n%(used)s",
+            period=self._period_text(period),
+            used=", ".join(
+                f"{self.credit_ids.browse(credit_id).name}: {amount}"
+                for credit_id, amount in used
+            ),
+        )
+        shares = pricing.split_by_taxes(spent, bases, rounding) if spent else {}
+        commands += [
+            Command.create(
+                {
+                    "name": name,
+                    "quantity": 1,
+                    "price_unit": -float(share),
+                    "tax_ids": [Command.set(taxes.ids)],
+                    "fusion_is_credit": True,
+                }
+            )
+            for taxes, share in shares.items()
+        ]
+        if commands:
+            invoice.write({"invoice_line_ids": commands})
+        consumptions.create(
+            [
+                {"credit_id": credit_id, "move_id": invoice.id, "amount": float(amount)}
+                for credit_id, amount in used
+            ]
+        )
 
     def _queue_invoice_event(self, event_type, invoice):
         self.env["fusion.billing.webhook.event"]._queue(

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from datetime import date
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
 from psycopg2 import IntegrityError
@@ -9,7 +9,12 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import Form, tagged
 from odoo.tools import mute_logger
 
+from ..core import pricing
 from .common import FusionBillingCase
+
+JAN = date(2026, 1, 1)
+FEB = date(2026, 2, 1)
+MAR = date(2026, 3, 1)
 
 
 @tagged("post_install", "-at_install")
@@ -226,3 +231,378 @@ class TestPricingModels(FusionBillingCase):
             .search([("id", "=", credit.id)])
         )
         self.assertFalse(found)
+
+
+@tagged("post_install", "-at_install")
+class TestPricingRating(FusionBillingCase):
+    """Custom prices, filters, minimums and credits as the rating cron bills
+    them (SPEC section 13). Prices are chosen so amounts check by hand."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.product_untaxed = cls._create_product(
+            name="Platform fee", taxes_id=cls.env["account.tax"]
+        )
+        cls.plan_p = cls.env["fusion.billing.plan"].create(
+            {
+                "service_id": cls.service.id,
+                "name": "Pay as you go",
+                "code": "fb_payg",
+                "product_id": cls.product_untaxed.id,
+            }
+        )
+        # 0.01 per call, taxed (the usage product carries the 15% sale tax).
+        cls.charge_p = cls._create_charge(
+            cls.plan_p, cls.metric_calls, "standard", unit_price=0.01
+        )
+        cls.sub_x = cls._create_subscription(
+            cls.service, cls.partner_a, cls.plan_p, "fb_sub_x", JAN
+        )
+        cls.sub_y = cls._create_subscription(
+            cls.service, cls.partner_b, cls.plan_p, "fb_sub_y", JAN
+        )
+        cls.event_count = 0
+
+    @classmethod
+    def _event(cls, subscription, quantity, day, properties=None, metric=None):
+        cls.event_count += 1
+        return (
+            cls.env["fusion.billing.usage.event"]
+            .sudo()
+            .create(
+                {
+                    "service_id": subscription.service_id.id,
+                    "subscription_id": subscription.id,
+                    "metric_id": (metric or cls.metric_calls).id,
+                    "quantity": quantity,
+                    "timestamp": datetime.combine(day, time(12)),
+                    "idempotency_key": f"fb-pricing-{cls.event_count}",
+                    "properties": properties or {},
+                }
+            )
+        )
+
+    def _rate(self, day):
+        """Run the rating cron as it runs at 00:00 UTC on ``day``."""
+        now = datetime.combine(day, time(), tzinfo=timezone.utc)
+        self.env["fusion.billing.rating"]._cron_rate_usage(now=now)
+
+    def _invoices(self, subscription):
+        return self.env["account.move"].search(
+            [("fusion_subscription_id", "=", subscription.id)],
+            order="fusion_period_start",
+        )
+
+    def _credit(self, subscription, amount, **values):
+        return self.env["fusion.billing.credit"].create(
+            {
+                "name": values.pop("name", f"Credit {amount}"),
+                "subscription_id": subscription.id,
+                "amount": amount,
+                **values,
+            }
+        )
+
+    # -- custom prices ----------------------------------------------------
+
+    def test_own_price_and_fixed_fee_apply_to_their_subscription_only(self):
+        own = self._create_charge(
+            self.plan_p,
+            self.metric_calls,
+            "standard",
+            unit_price=0.02,
+            subscription_id=self.sub_x.id,
+        )
+        self.plan_p.base_price = 49
+        self.sub_x.write({"override_base_price": True, "base_price": 30})
+        for subscription in (self.sub_x, self.sub_y):
+            self._event(subscription, 1000, date(2026, 1, 10))
+        self._rate(date(2026, 1, 20))
+        x_invoice, y_invoice = self._invoices(self.sub_x), self._invoices(self.sub_y)
+        # x: 1000 x 0.02 = 20.00 plus its own fee 30.00
+        x_usage = x_invoice.invoice_line_ids.filtered("fusion_charge_id")
+        self.assertEqual(x_usage.fusion_charge_id, own)
+        self.assertEqual(x_usage.price_subtotal, 20.0)
+        self.assertEqual(x_invoice.amount_untaxed, 50.0)
+        # y: 1000 x 0.01 = 10.00 plus the plan's fee 49.00
+        y_usage = y_invoice.invoice_line_ids.filtered("fusion_charge_id")
+        self.assertEqual(y_usage.fusion_charge_id, self.charge_p)
+        self.assertEqual(y_invoice.amount_untaxed, 59.0)
+        self.assertEqual(self.sub_x.estimated_amount, 50.0)
+
+    def test_own_price_stops_with_the_plan_it_was_made_for(self):
+        other_plan = self.plan_p.copy({"code": "fb_payg_2"})
+        self._create_charge(
+            self.plan_p,
+            self.metric_calls,
+            "standard",
+            unit_price=0.02,
+            subscription_id=self.sub_x.id,
+        )
+        self.sub_x.sudo().plan_id = other_plan
+        self._event(self.sub_x, 1000, date(2026, 1, 10))
+        self._rate(date(2026, 1, 20))
+        line = self._invoices(self.sub_x).invoice_line_ids
+        self.assertEqual(line.fusion_charge_id, other_plan.charge_ids)
+        self.assertEqual(line.price_subtotal, 10.0)
+
+    # -- charge filters ---------------------------------------------------
+
+    def _add_filters(self, charge):
+        Filter = self.env["fusion.billing.charge.filter"]
+        eu = Filter.create(
+            {
+                "charge_id": charge.id,
+                "sequence": 10,
+                "property_name": "region",
+                "values": "eu,uk",
+                "unit_price": 0.02,
+            }
+        )
+        gpu = Filter.create(
+            {
+                "charge_id": charge.id,
+                "sequence": 20,
+                "property_name": "gpu",
+                "values": "true",
+                "unit_price": 0.05,
+            }
+        )
+        return eu, gpu
+
+    def test_filters_bill_a_line_per_bucket_with_usage(self):
+        eu, gpu = self._add_filters(self.charge_p)
+        day = date(2026, 1, 10)
+        self._event(self.sub_x, 100, day, {"region": "eu"})
+        self._event(self.sub_x, 50, day, {"region": "uk", "gpu": True})  # eu first
+        self._event(self.sub_x, 30, day, {"gpu": True})  # JSON true is "true"
+        self._event(self.sub_x, 20, day, {"gpu": "true"})
+        self._event(self.sub_x, 7, day, {"region": "EU"})  # compared exactly
+        self._event(self.sub_x, 3, day, {"region": ["eu"]})  # not a scalar
+        self._event(self.sub_x, 10, day)
+        self._rate(date(2026, 1, 20))
+        invoice = self._invoices(self.sub_x)
+        lines = {
+            line.fusion_charge_filter_id: line
+            for line in invoice.invoice_line_ids.sorted("id")
+        }
+        # eu: 150 x 0.02 = 3.00; gpu: 50 x 0.05 = 2.50; rest: 20 x 0.01 = 0.20
+        self.assertEqual(
+            {
+                f: (line.fusion_usage_quantity, line.price_subtotal)
+                for f, line in lines.items()
+            },
+            {eu: (150, 3.0), gpu: (50, 2.5), eu.browse(): (20, 0.2)},
+        )
+        self.assertIn("region = eu, uk", lines[eu].name)
+        self.assertIn("gpu = true", lines[gpu].name)
+        self.assertIn("other usage", lines[eu.browse()].name)
+        self.assertEqual(
+            set(invoice.invoice_line_ids.fusion_charge_id), {self.charge_p}
+        )
+        # The form's estimate is what the invoice bills; a rerun changes nothing.
+        self.assertEqual(self.sub_x.estimated_amount, 5.7)
+        self.assertEqual(invoice.amount_untaxed, 5.7)
+        self._rate(date(2026, 1, 21))
+        self.assertEqual(self._invoices(self.sub_x), invoice)
+        self.assertEqual(len(invoice.invoice_line_ids), 3)
+
+    def test_sql_buckets_follow_the_engine_rule(self):
+        """The SQL that buckets events agrees with the engine's statement of
+        the rule on awkward property values (quantities are powers of two, so
+        each bucket's sum tells which events it holds)."""
+        Filter = self.env["fusion.billing.charge.filter"]
+        filters = Filter.create(
+            [
+                {
+                    "charge_id": self.charge_p.id,
+                    "sequence": 10,
+                    "property_name": "tier",
+                    "values": "1, 2.5,true",
+                },
+                {
+                    "charge_id": self.charge_p.id,
+                    "sequence": 20,
+                    "property_name": "zone",
+                    "values": "null,{},eu west",
+                },
+                {
+                    "charge_id": self.charge_p.id,
+                    "sequence": 30,
+                    "property_name": "tier",
+                    "values": "false,0,2",
+                },
+            ]
+        )
+        samples = [
+            {"tier": 1},
+            {"tier": "1"},
+            {"tier": 1.0},
+            {"tier": 2.5},
+            {"tier": True},
+            {"tier": "true"},
+            {"tier": False},
+            {"tier": 0},
+            {"tier": 2, "zone": "eu west"},
+            {"tier": None},
+            {"tier": [1]},
+            {"tier": {"a": 1}},
+            {"zone": None},
+            {"zone": {}},
+            {"zone": "null"},
+            {"Tier": 1},
+            {},
+        ]
+        engine_filters = [f._engine_filter() for f in filters]
+        expected = dict.fromkeys([*filters, Filter], 0)
+        for power, properties in enumerate(samples):
+            self._event(self.sub_x, 2**power, date(2026, 1, 10), properties)
+            index = pricing.matching_filter(engine_filters, properties)
+            expected[filters[index] if index is not None else Filter] += 2**power
+        rating = self.sub_x._open_period_rating()[self.sub_x.id]
+        self.assertEqual(
+            {line.charge_filter or Filter: line.quantity for line in rating.lines},
+            expected,
+        )
+
+    def test_filter_without_usage_has_no_line_and_buckets_price_alone(self):
+        # Storage is a max: each bucket is its own maximum, priced by its own
+        # volume tiers; the other subscription's events never count.
+        charge = self._create_charge(
+            self.plan_p,
+            self.metric_storage,
+            "volume",
+            tiers=[{"up_to": 10, "unit_price": 1}, {"up_to": 0, "unit_price": 0.5}],
+        )
+        eu, gpu = self._add_filters(charge)
+        eu.tier_ids = [
+            Command.create({"up_to": 10, "unit_price": 2}),
+            Command.create({"up_to": 0, "unit_price": 1.5, "flat_fee": 4}),
+        ]
+        gpu.tier_ids = [Command.create({"up_to": 0, "unit_price": 3, "flat_fee": 1})]
+        day = date(2026, 1, 10)
+        for quantity, region in ((40, "eu"), (12, "eu"), (8, "us"), (25, None)):
+            properties = {"region": region} if region else {}
+            self._event(self.sub_x, quantity, day, properties, self.metric_storage)
+        self._event(self.sub_y, 90, day, {"region": "eu"}, self.metric_storage)
+        self._rate(date(2026, 1, 20))
+        lines = self._invoices(self.sub_x).invoice_line_ids.filtered(
+            lambda line: line.fusion_charge_id == charge
+        )
+        # eu: max 40 -> 40 x 1.50 + 4 = 64.00; rest: max 25 -> 25 x 0.50 = 12.50
+        self.assertEqual(
+            {(line.fusion_charge_filter_id, line.price_subtotal) for line in lines},
+            {(eu, 64.0), (eu.browse(), 12.5)},
+        )
+
+    # -- minimum commitment ----------------------------------------------
+
+    def test_minimum_commitment_trues_up_at_close(self):
+        self.plan_p.minimum_amount = 25
+        self._event(self.sub_x, 1000, date(2026, 1, 10))  # 10.00
+        sub_z = self._create_subscription(
+            self.service, self.partner_a, self.plan_p, "fb_sub_z", JAN
+        )
+        self._event(sub_z, 4000, date(2026, 1, 10))  # 40.00: above the minimum
+        self._rate(date(2026, 1, 20))
+        self.assertFalse(
+            self._invoices(self.sub_x).invoice_line_ids.filtered("fusion_is_minimum"),
+            "the minimum is billed when the period closes",
+        )
+        self.assertFalse(self._invoices(self.sub_y))
+        self._rate(FEB)
+        x_invoice = self._invoices(self.sub_x)
+        minimum = x_invoice.invoice_line_ids.filtered("fusion_is_minimum")
+        self.assertEqual(minimum.price_subtotal, 15.0)
+        self.assertEqual(minimum.product_id, self.product_untaxed)
+        self.assertTrue(minimum.name.startswith("Minimum commitment, 2026-01-01"))
+        self.assertEqual(x_invoice.amount_untaxed, 25.0)
+        # A period with no usage gets an invoice for the minimum alone.
+        y_invoice = self._invoices(self.sub_y)
+        self.assertEqual(y_invoice.amount_untaxed, 25.0)
+        self.assertEqual(
+            (y_invoice.fusion_period_start, y_invoice.fusion_period_end), (JAN, FEB)
+        )
+        self.assertTrue(
+            self.env["fusion.billing.webhook.event"]
+            .sudo()
+            .search([("dedupe_key", "=", f"invoice.finalized:{y_invoice.id}")])
+        )
+        self.assertEqual(self._invoices(sub_z).amount_untaxed, 40.0)
+        self.assertFalse(
+            self._invoices(sub_z).invoice_line_ids.filtered("fusion_is_minimum")
+        )
+
+    # -- credits ----------------------------------------------------------
+
+    def test_credits_by_priority_then_expiry_across_two_periods(self):
+        late = self._credit(self.sub_x, 8, name="Launch promotion")
+        soon = self._credit(
+            self.sub_x, 5, priority=10, expiration_date=date(2026, 1, 31)
+        )
+        expired = self._credit(self.sub_x, 100, expiration_date=date(2026, 1, 30))
+        self._event(self.sub_x, 1000, date(2026, 1, 10))  # 10.00
+        self._event(self.sub_x, 500, date(2026, 2, 10))  # 5.00
+        self._rate(FEB)
+        january = self._invoices(self.sub_x)[0]
+        credit_line = january.invoice_line_ids.filtered("fusion_is_credit")
+        # Same priority: the credit expiring on the period's last day first.
+        self.assertEqual(credit_line.price_subtotal, -10.0)
+        self.assertTrue(credit_line.name.startswith("Prepaid credits, 2026-01-01"))
+        self.assertEqual(credit_line.tax_ids, self.charge_p.product_id.taxes_id)
+        self.assertEqual(january.amount_untaxed, 0.0)
+        self.assertEqual(january.amount_total, 0.0)
+        self.assertEqual(
+            (soon.remaining_amount, late.remaining_amount, expired.remaining_amount),
+            (0.0, 3.0, 100.0),
+        )
+        self._rate(MAR)
+        february = self._invoices(self.sub_x)[1]
+        self.assertEqual(
+            february.invoice_line_ids.filtered("fusion_is_credit").price_subtotal, -3.0
+        )
+        self.assertEqual(february.amount_untaxed, 2.0)
+        self.assertEqual(late.remaining_amount, 0.0)
+        self.assertEqual(
+            {(c.move_id, c.amount) for c in late.consumption_ids},
+            {(january, 5.0), (february, 3.0)},
+        )
+        self.assertFalse(expired.consumption_ids, "an expired credit is never used")
+
+    def test_credit_split_per_set_of_taxes(self):
+        # 10.00 of taxed usage, 10.00 of untaxed fee, 10.00 of credit: each set
+        # of taxes is reduced by half, so the tax is on 5.00 only.
+        self.sub_x.write({"override_base_price": True, "base_price": 10})
+        self._credit(self.sub_x, 10)
+        self._event(self.sub_x, 1000, date(2026, 1, 10))
+        self._rate(FEB)
+        invoice = self._invoices(self.sub_x)[0]
+        credit_lines = invoice.invoice_line_ids.filtered("fusion_is_credit")
+        self.assertEqual(
+            sorted((line.price_subtotal, len(line.tax_ids)) for line in credit_lines),
+            [(-5.0, 0), (-5.0, 1)],
+        )
+        self.assertEqual(invoice.amount_untaxed, 10.0)
+        rate = self.charge_p.product_id.taxes_id.amount / 100
+        self.assertAlmostEqual(invoice.amount_tax, 5.0 * rate)
+
+    def test_cancelled_invoice_gives_its_credit_back(self):
+        credit = self._credit(self.sub_x, 50)
+        self._event(self.sub_x, 1000, date(2026, 1, 10))
+        self._rate(FEB)
+        invoice = self._invoices(self.sub_x)
+        self.assertEqual(credit.remaining_amount, 40.0)
+        invoice.button_cancel()
+        self.assertEqual(credit.remaining_amount, 50.0)
+        self.assertEqual(credit.consumption_ids.state, "cancel")
+        # The next period uses it again.
+        self._event(self.sub_x, 2000, date(2026, 2, 10))
+        self._rate(MAR)
+        self.assertEqual(credit.remaining_amount, 30.0)
+
+    def test_credit_of_another_subscription_is_not_used(self):
+        self._credit(self.sub_y, 50)
+        self._event(self.sub_x, 1000, date(2026, 1, 10))
+        self._rate(FEB)
+        self.assertEqual(self._invoices(self.sub_x).amount_untaxed, 10.0)

@@ -1,4 +1,5 @@
 import doctest
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -7,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import charges, pricing
-from core.charges import Charge, Tier
+from core import pricing
+from core.charges import Charge
 from core.pricing import Filter, Grant
 
 D = Decimal
@@ -16,8 +17,6 @@ CENT = D("0.01")
 LAST_DAY = date(2026, 1, 31)
 
 money_amounts = st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False)
-quantities = st.decimals(min_value=0, max_value=10**4, places=3, allow_nan=False)
-prices = st.decimals(min_value=0, max_value=10, places=4, allow_nan=False)
 # Property values as events send them: strings, numbers, booleans, null.
 property_values = st.sampled_from(["eu", "us", "uk", "1", 1, 2, True, False, None])
 value_texts = st.sampled_from(["eu", "us", "uk", "1", "2", "true", "false"])
@@ -85,83 +84,35 @@ def test_property_text_of_scalars(value, text):
     assert pricing.property_text(value) == text
 
 
-@st.composite
-def filtered_charges(draw):
-    model = draw(st.sampled_from(charges.CHARGE_MODELS))
-
-    def priced():
-        return Charge(
-            model,
-            unit_price=draw(prices),
-            package_price=draw(prices),
-            unit_batch=draw(st.sampled_from([D(1), D(10), D("2.5")])),
-            free_units=draw(st.sampled_from([D(0), D(5)])),
-            tiers=(
-                Tier(draw(st.sampled_from([D(10), D(50)])), draw(prices)),
-                Tier(None, draw(prices), draw(prices)),
-            ),
-        )
-
-    filters = [
-        Filter(
-            draw(st.sampled_from(["region", "gpu"])),
-            tuple(draw(st.lists(value_texts, min_size=1, max_size=3, unique=True))),
-            priced(),
-        )
-        for _ in range(draw(st.integers(0, 3)))
-    ]
-    return priced(), filters
-
-
-events = st.lists(
-    st.tuples(
-        quantities,
-        st.dictionaries(st.sampled_from(["region", "gpu"]), property_values),
+filter_lists = st.lists(
+    st.builds(
+        Filter,
+        st.sampled_from(["region", "gpu"]),
+        st.lists(value_texts, min_size=1, max_size=3, unique=True).map(tuple),
+        st.just(Charge("standard")),
     ),
-    max_size=30,
+    max_size=4,
+)
+event_properties = st.one_of(
+    st.dictionaries(st.sampled_from(["region", "gpu", "other"]), property_values),
+    st.lists(property_values, max_size=2),
 )
 
 
-@given(filtered_charges(), events)
-def test_buckets_equal_rating_each_partition_alone(charge_and_filters, usage):
-    """Rating the buckets gives, per filter and for the rest, what rating the
-    events of that partition alone gives; every event is in one partition."""
-    charge, filters = charge_and_filters
-    partitions = {}
-    for quantity, properties in usage:
+@given(filter_lists, st.lists(event_properties, max_size=30))
+def test_each_event_goes_to_the_first_filter_it_matches(filters, events):
+    """The buckets partition the events: each event is in the first filter (by
+    sequence) whose values hold its property's text, else in the rest."""
+    for properties in events:
         index = pricing.matching_filter(filters, properties)
-        partitions.setdefault(index, []).append(quantity)
-    buckets = pricing.rate_buckets(
-        charge,
-        filters,
-        {index: sum(values, D(0)) for index, values in partitions.items()},
-        CENT,
-    )
-    assert [b.filter for b in buckets] == [*filters, None]
-    assert sum(b.quantity for b in buckets) == sum(q for q, _ in usage)
-    for index, bucket in zip([*range(len(filters)), None], buckets, strict=True):
-        alone = sum(partitions.get(index, []), D(0))
-        priced_by = charge if index is None else filters[index].charge
-        assert bucket.quantity == alone
-        assert bucket.amount == charges.amount(priced_by, alone, CENT)
-
-
-def test_buckets_have_their_own_free_units_and_tiers():
-    # Each bucket is priced on its own: both get their 10 free units and
-    # start again at the first tier.
-    ladder = (Tier(10, "0"), Tier(None, "1.00"))
-    charge = Charge("graduated", tiers=ladder)
-    eu = Filter("region", ("eu",), Charge("graduated", tiers=ladder))
-    buckets = pricing.rate_buckets(charge, [eu], {0: D(15), None: D(12)}, CENT)
-    # eu: 10 free + 5 x 1.00; rest: 10 free + 2 x 1.00 (together: 17.00)
-    assert [b.amount for b in buckets] == [D("5.00"), D("2.00")]
-
-
-def test_buckets_without_usage_bill_zero():
-    charge = Charge("volume", tiers=(Tier(None, 1, 5),))
-    eu = Filter("region", ("eu",), charge)
-    buckets = pricing.rate_buckets(charge, [eu], {}, CENT)
-    assert [(b.quantity, b.amount) for b in buckets] == [(0, 0), (0, 0)]
+        matches = [
+            position
+            for position, bucket in enumerate(filters)
+            if isinstance(properties, dict)
+            and properties.get(bucket.property_name) is not None
+            and json.dumps(properties[bucket.property_name]).strip('"') in bucket.values
+        ]
+        assert index == (matches[0] if matches else None)
 
 
 # --- proration and minimum commitment -------------------------------------
