@@ -221,11 +221,11 @@ _RECONCILIATION_POST = {
         **_error_responses(
             "ReconciliationError",
             {
-                "invalid_payload": (
+                "invalid_period": (
                     "Bad period",
                     _error(
-                        usage.INVALID_PAYLOAD,
-                        "period: must be a month as YYYY-MM, not '2025-2'",
+                        reconciliation.INVALID_PERIOD,
+                        f"period: must be {reconciliation.PERIOD_HINT}, not '2025-2'",
                     ),
                 )
             },

@@ -25,9 +25,11 @@ MATCH = "match"
 DELTA = "delta"
 RESOLVED = "resolved"
 
-# Envelope code of a request with more than MAX_AMOUNTS items.
+# Envelope codes of a request with more than MAX_AMOUNTS items, and of a request
+# whose period is not a usable month.
 TOO_MANY_ITEMS = "too_many_items"
-ENVELOPE_CODES = (*usage.ENVELOPE_CODES, TOO_MANY_ITEMS)
+INVALID_PERIOD = "invalid_period"
+ENVELOPE_CODES = (*usage.ENVELOPE_CODES, TOO_MANY_ITEMS, INVALID_PERIOD)
 # Per-item codes: a malformed item, a customer sent twice in one request (the
 # later one is rejected), then the controller's own checks.
 INVALID_ITEM = "invalid_item"
@@ -40,8 +42,11 @@ MAX_AMOUNTS = 10_000
 # Same bound as usage quantities: Odoo stores amounts in double columns.
 MAX_ABS_AMOUNT = usage.MAX_QUANTITY
 
-PERIOD_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+# Months 0001-01 to 9998-12: the first day of each and of the month after are
+# dates to Python, PostgreSQL and Odoo alike (year 0 and 10000 are not).
+PERIOD_PATTERN = "^(?!0000|9999)[0-9]{4}-(0[1-9]|1[0-2])$"
 PERIOD_RE = re.compile(PERIOD_PATTERN)
+PERIOD_HINT = "a month written YYYY-MM, from 0001-01 to 9998-12"
 CURRENCY_PATTERN = "^[A-Z]{3}$"
 _CURRENCY_RE = re.compile(CURRENCY_PATTERN)
 # Plain decimal: optional sign, digits, optional "." and digits. No exponent,
@@ -73,14 +78,9 @@ def period_bounds(period: str) -> tuple[date, date]:
     (datetime.date(2024, 12, 1), datetime.date(2025, 1, 1))
     """
     if type(period) is not str or not PERIOD_RE.fullmatch(period):
-        raise ValueError(f"period must be YYYY-MM, not {period!r}")
+        raise ValueError(f"period must be {PERIOD_HINT}, not {period!r}")
     year, month = int(period[:4]), int(period[5:])
-    try:
-        start = date(year, month, 1)
-        end = date(year + month // 12, month % 12 + 1, 1)
-    except ValueError:  # year 0000, or 9999-12 whose end is past date.max
-        raise ValueError(f"period {period} is out of range") from None
-    return start, end
+    return date(year, month, 1), date(year + month // 12, month % 12 + 1, 1)
 
 
 def _month_index(period: str) -> int:
@@ -249,7 +249,9 @@ def _csv_problems(values: dict[str, str], key_column: str) -> list[str]:
     except usage.FieldError as exc:
         problems.append(f"{key_column}: {exc}")
     if not PERIOD_RE.fullmatch(values["period"]):
-        problems.append(f"period must be YYYY-MM, not {usage.shown(values['period'])}")
+        problems.append(
+            f"period must be {PERIOD_HINT}, not {usage.shown(values['period'])}"
+        )
     amount = values["amount"]
     if not _AMOUNT_RE.fullmatch(amount):
         problems.append(
@@ -298,7 +300,7 @@ PERIOD_FIELD = usage.Field(
         min_length=7,
         max_length=7,
         pattern=PERIOD_PATTERN,
-        pattern_hint="a month as YYYY-MM",
+        pattern_hint=PERIOD_HINT,
     ),
     description="The billing month the amounts belong to.",
 )
@@ -350,7 +352,7 @@ def parse_api_request(
     try:
         period = PERIOD_FIELD.kind.check(payload.get("period"))
     except usage.FieldError as exc:
-        return _invalid_payload(f"period: {exc}")
+        return usage.error_response(INVALID_PERIOD, f"period: {exc}", 400)
     amounts = payload.get("amounts")
     if type(amounts) is not list or not amounts:
         return _invalid_payload("amounts must be a non-empty array of objects")

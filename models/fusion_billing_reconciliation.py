@@ -162,8 +162,8 @@ class FusionBillingReconciliation(models.Model):
         "There is already a reconciliation for this customer and period.",
     )
     _period_format = models.Constraint(
-        "CHECK(period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$')",
-        "The period must be a month written YYYY-MM.",
+        f"CHECK(period ~ '{reconciliation.PERIOD_PATTERN}')",
+        f"The period must be {reconciliation.PERIOD_HINT}.",
     )
 
     @api.depends("odoo_amount", "external_amount")

@@ -3,6 +3,8 @@ import base64
 import json
 from datetime import date
 
+from psycopg2 import IntegrityError
+
 from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, tagged
@@ -454,6 +456,41 @@ class TestCsvImport(ReconciliationCase):
         self.assertEqual(self._row(self.partner_b, "2026-01").external_amount, 7)
         self.assertFalse(self._row(self.partner_a, "2026-01"))
 
+    def test_unusable_periods_are_line_errors_usable_ones_import(self):
+        code = self.currency.name
+        wizard = self._import_csv(
+            "customer,period,amount,currency\n"
+            f"cus_a,0000-01,1,{code}\n"
+            f"cus_a,9999-12,1,{code}\n"
+            f"cus_a,0001-01,2,{code}\n"
+            f"cus_b,9998-12,3,{code}\n"
+        )
+        self.assertEqual((wizard.valid_count, wizard.error_count), (2, 2))
+        errors = wizard.line_ids.filtered(lambda line: line.state == "error")
+        self.assertEqual(errors.mapped("line_number"), [2, 3])
+        self.assertIn("from 0001-01 to 9998-12", errors[0].message)
+        wizard.action_import()
+        self.assertEqual(wizard.imported_count, 2)
+        self.assertEqual(self._row(self.partner_a, "0001-01").external_amount, 2)
+        self.assertEqual(self._row(self.partner_b, "9998-12").external_amount, 3)
+
+    def test_period_outside_the_usable_months_cannot_be_stored(self):
+        for period in ("0000-01", "9999-12"):
+            with (
+                self.subTest(period=period),
+                mute_logger("odoo.sql_db"),
+                self.assertRaises(IntegrityError),
+                self.env.cr.savepoint(),
+            ):
+                self.Reconciliation.create(
+                    {
+                        "service_id": self.service.id,
+                        "partner_id": self.partner_a.id,
+                        "period": period,
+                        "currency_id": self.currency.id,
+                    }
+                )
+
     def test_file_level_error(self):
         wizard = self._import_csv("client,month,total\nx,2026-01,1\n")
         self.assertIn("missing column", wizard.file_error)
@@ -709,7 +746,7 @@ class TestReconciliationApi(ReconciliationCase, HttpCase):
         status, body = self._post("{not json")
         self.assertEqual((status, body["error"]["code"]), (400, "invalid_json"))
         status, body = self._post({"period": "Jan", "amounts": []})
-        self.assertEqual((status, body["error"]["code"]), (400, "invalid_payload"))
+        self.assertEqual((status, body["error"]["code"]), (400, "invalid_period"))
         status, body = self._post(
             {
                 "period": "2026-01",
@@ -718,6 +755,23 @@ class TestReconciliationApi(ReconciliationCase, HttpCase):
         )
         self.assertEqual((status, body["error"]["code"]), (400, "all_rejected"))
         self.assertFalse(self.Reconciliation.search([]))
+
+    def test_unusable_periods_answer_invalid_period_usable_ones_work(self):
+        code = self.currency.name
+        amounts = [{"customer": "cus_a", "amount": 5, "currency": code}]
+        for period in ("0000-01", "0000-12", "9999-01", "9999-12"):
+            with self.subTest(period=period):
+                status, body = self._post({"period": period, "amounts": amounts})
+                self.assertEqual(
+                    (status, body["error"]["code"]), (400, "invalid_period")
+                )
+                self.assertIn("0001-01 to 9998-12", body["error"]["message"])
+        self.assertFalse(self.Reconciliation.search([]))
+        for period in ("0001-01", "9998-12"):
+            with self.subTest(period=period):
+                status, body = self._post({"period": period, "amounts": amounts})
+                self.assertEqual((status, body["accepted"]), (200, 1))
+                self.assertEqual(self._row(self.partner_a, period).external_amount, 5)
 
     def test_user_cannot_write_amounts_over_json_rpc(self):
         row = self._new_row(100, 90)

@@ -57,6 +57,8 @@ def test_status_wrong_way_round():
         ("2024-02", (date(2024, 2, 1), date(2024, 3, 1))),
         ("2024-12", (date(2024, 12, 1), date(2025, 1, 1))),
         ("0001-01", (date(1, 1, 1), date(1, 2, 1))),
+        ("9998-12", (date(9998, 12, 1), date(9999, 1, 1))),
+        ("9998-11", (date(9998, 11, 1), date(9998, 12, 1))),
     ],
 )
 def test_period_bounds(period, bounds):
@@ -76,6 +78,8 @@ def test_period_bounds(period, bounds):
         "2025-01\n",
         "",
         "0000-01",
+        "0000-12",
+        "9999-01",
         "9999-12",
         "٢٠٢٥-01",
         202501,
@@ -198,6 +202,23 @@ def test_csv_partner_column():
     assert errors == []
     assert rows[0].partner == "Acme SA"
     assert rows[0].customer is None
+
+
+def test_csv_periods_outside_the_usable_months_are_line_errors():
+    rows, errors = rec.parse_csv(
+        "customer,period,amount,currency\n"
+        "cus_1,0000-01,1,EUR\n"
+        "cus_2,9999-12,1,EUR\n"
+        "cus_3,0001-01,1,EUR\n"
+        "cus_4,9998-12,1,EUR\n"
+    )
+    assert [(row.customer, row.period) for row in rows] == [
+        ("cus_3", "0001-01"),
+        ("cus_4", "9998-12"),
+    ]
+    assert [error.line for error in errors] == [2, 3]
+    for error in errors:
+        assert "from 0001-01 to 9998-12" in error.message
 
 
 def test_csv_bad_rows_are_reported_by_line():
@@ -408,21 +429,29 @@ API_ENVELOPE_ERRORS = [
         body({"amounts": GOOD_BODY["amounts"]}),
         JSON,
         400,
-        "invalid_payload",
+        rec.INVALID_PERIOD,
     ),
     (
         "bad period",
         body({**GOOD_BODY, "period": "2025-2"}),
         JSON,
         400,
-        "invalid_payload",
+        rec.INVALID_PERIOD,
+    ),
+    ("year 0", body({**GOOD_BODY, "period": "0000-01"}), JSON, 400, "invalid_period"),
+    (
+        "year 9999",
+        body({**GOOD_BODY, "period": "9999-12"}),
+        JSON,
+        400,
+        "invalid_period",
     ),
     (
         "period number",
         body({**GOOD_BODY, "period": 202502}),
         JSON,
         400,
-        "invalid_payload",
+        rec.INVALID_PERIOD,
     ),
     ("no amounts", body({"period": "2025-01"}), JSON, 400, usage.INVALID_PAYLOAD),
     ("empty amounts", body({**GOOD_BODY, "amounts": []}), JSON, 400, "invalid_payload"),
@@ -480,6 +509,14 @@ def test_api_period_problem_names_the_member():
     reply = rec.parse_api_request(body({**GOOD_BODY, "period": 202502}), JSON)
     assert reply.body["error"]["message"].startswith("period: ")
     assert reply.body["error"]["message"] != "period: "
+
+
+@pytest.mark.parametrize("period", ["0001-01", "9998-12"])
+def test_api_first_and_last_periods_are_usable(period):
+    parsed = rec.parse_api_request(body({**GOOD_BODY, "period": period}), JSON)
+    assert parsed.period == period
+    start, end = rec.period_bounds(parsed.period)
+    assert start < end
 
 
 def test_api_10000_amounts_accepted():
