@@ -104,10 +104,10 @@ def read_chunked(limit):
     return b"".join(chunks)
 
 
-@functools.lru_cache(maxsize=8)
-def openapi_text(server_url, hour):
+@functools.lru_cache(maxsize=2)
+def openapi_text(hour):
     """The document, its examples dated at the start of the current hour."""
-    return json.dumps(openapi.build_openapi(server_url, hour), ensure_ascii=False)
+    return json.dumps(openapi.build_openapi(hour), ensure_ascii=False)
 
 
 def service_call(handle):
@@ -178,7 +178,7 @@ class FusionBillingUsageController(http.Controller):
         if request.httprequest.method not in ("GET", "HEAD"):
             return method_not_allowed("GET", "HEAD")
         hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        text = openapi_text(request.httprequest.url_root.rstrip("/"), hour)
+        text = openapi_text(hour)
         return request.make_response(
             text,
             headers=[

@@ -244,10 +244,12 @@ _SCHEMAS = {
 }
 
 
-def build_openapi(
-    server_url: str | None = None, now: datetime | None = None
-) -> dict[str, Any]:
+def build_openapi(now: datetime | None = None) -> dict[str, Any]:
     """Return the OpenAPI document (a fresh copy the caller may change).
+
+    The server is relative ("/": the host the document was fetched from), so the
+    document is the same whatever Host header a request carries and a shared
+    cache cannot be made to keep a forged one.
 
     With ``now`` (aware), the request examples are dated then (and the
     reconciliation examples are for its month), so they are accepted as they
@@ -262,6 +264,7 @@ def build_openapi(
             " apps billed through Odoo. Every answer is JSON; errors carry a stable"
             " snake_case code in error.code.",
         },
+        "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": {
             "/usage": {"post": _USAGE_POST},
@@ -279,8 +282,6 @@ def build_openapi(
             "schemas": _SCHEMAS,
         },
     }
-    if server_url:
-        document["servers"] = [{"url": server_url}]
     document = copy.deepcopy(document)
     if now:
         _date_examples(document, now)

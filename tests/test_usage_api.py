@@ -705,12 +705,23 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         self.assertEqual(
             document["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer"
         )
-        self.assertEqual(document["servers"], [{"url": self.base_url()}])
+        self.assertEqual(document["servers"], [{"url": "/"}])
         self.assertEqual(
             document["components"]["schemas"]["UsageEvent"], usage.EVENT_SCHEMA
         )
         response = self.url_open("/usage/openapi.json", data=b"{}", method="POST")
         self.assertError(response, 405, usage.METHOD_NOT_ALLOWED)
+
+    def test_openapi_document_ignores_a_forged_host(self):
+        """The document is cached publicly: a Host header must not get into it."""
+        plain = self.url_open("/usage/openapi.json")
+        forged = self.url_open(
+            "/usage/openapi.json", headers={"Host": "attacker.example"}
+        )
+        self.assertEqual(forged.status_code, 200)
+        self.assertEqual(forged.content, plain.content)
+        self.assertNotIn(b"attacker.example", forged.content)
+        self.assertEqual(forged.json()["servers"], [{"url": "/"}])
 
 
 @tagged("post_install", "-at_install")
