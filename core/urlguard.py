@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+import idna
+
 DEFAULT_PORT = 443
 MAX_URL_LENGTH = 2048
 
@@ -28,7 +30,16 @@ _NUMBER = r"(?:0x[0-9a-f]*|[0-9]+)"
 _NUMERIC_LABEL = re.compile(_NUMBER)
 _NUMERIC_IPV4 = re.compile(rf"{_NUMBER}(?:\.{_NUMBER}){{0,3}}")
 _SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")
+# Addresses that stand for an IPv4 address in their last 32 bits: NAT64's
+# well-known prefix and the IPv4-translated form (SIIT).
 _NAT64_NETWORK = ipaddress.ip_network("64:ff9b::/96")
+_TRANSLATED_NETWORK = ipaddress.ip_network("::ffff:0:0:0/96")
+# Local-use NAT64 (RFC 8215) reaches whatever IPv4 network its operator chose,
+# with the address at a place only the operator knows: refused as a whole.
+_LOCAL_NAT64_NETWORK = ipaddress.ip_network("64:ff9b:1::/48")
+# Deprecated (RFC 3879) but still "global" to Python: routed to nobody on the
+# Internet, so possibly to a private network.
+_SITE_LOCAL_NETWORK = ipaddress.ip_network("fec0::/10")
 # Every printable ASCII character except space stays as written in the path.
 _PATH_SAFE = string.punctuation
 
@@ -132,12 +143,7 @@ def _parse_host(hostname: str, *, bracketed: bool) -> str | IPAddress:
             return ipaddress.IPv6Address(hostname)
         except ValueError:
             raise UnsafeURL(f"{hostname!r} is not a valid IPv6 address") from None
-    # IDNA first: it also maps look-alikes such as full-width digits and dots to
-    # ASCII, which can turn a "name" into a numeric IPv4 address.
-    try:
-        host = hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise UnsafeURL(f"host name {hostname!r} is not a valid host name") from None
+    host = _ascii_host(hostname)
     # "example.com." is the same host as "example.com"; TLS (SNI) wants the latter.
     if host.endswith("."):
         host = host[:-1]
@@ -147,6 +153,22 @@ def _parse_host(hostname: str, *, bracketed: bool) -> str | IPAddress:
     if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise UnsafeURL(f"host name {hostname!r} is not a valid host name")
     return host
+
+
+def _ascii_host(hostname: str) -> str:
+    """The host name as DNS and TLS see it, lowercase.
+
+    A name with non-ASCII characters is mapped and encoded as browsers do (UTS 46,
+    IDNA 2008: "faß.de" is "xn--fa-hia.de", not IDNA 2003's "fass.de", another
+    domain). The mapping also turns look-alikes such as full-width digits and
+    dots into ASCII, which can make a "name" a numeric IPv4 address.
+    """
+    if hostname.isascii():
+        return hostname.lower()
+    try:
+        return idna.encode(hostname, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
+        raise UnsafeURL(f"host name {hostname!r} is not a valid host name") from None
 
 
 def _parse_numeric_ipv4(host: str) -> ipaddress.IPv4Address:
@@ -180,10 +202,11 @@ def _resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """Return the IPv4 address that an IPv4-mapped or NAT64 address stands for."""
+    """Return the IPv4 address that an IPv4-mapped, IPv4-translated or NAT64
+    address stands for."""
     if address.ipv4_mapped:
         return address.ipv4_mapped
-    if address in _NAT64_NETWORK:
+    if address in _NAT64_NETWORK or address in _TRANSLATED_NETWORK:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -217,6 +240,10 @@ def _address_kind(address: IPAddress) -> str | None:
         return "a loopback"
     if address.is_link_local:
         return "a link-local"
+    if address in _SITE_LOCAL_NETWORK:
+        return "a deprecated site-local"
+    if address in _LOCAL_NAT64_NETWORK:
+        return "a local-use NAT64"
     if address.is_multicast:
         return "a multicast"
     if address in _SHARED_NETWORK:

@@ -14,6 +14,10 @@ DNS = {
     "v6.example.com": [PUBLIC_V6],
     "dual.example.com": [PUBLIC_V4, PUBLIC_V6],
     "xn--bcher-kva.example": [PUBLIC_V4],  # bücher.example
+    "xn--fa-hia.de": [PUBLIC_V4],  # faß.de in IDNA 2008 ("fass.de" in IDNA 2003)
+    "fass.de": ["10.9.9.9"],  # another domain: must never be what faß.de means
+    "site-local.example.com": ["fec0::5"],
+    "translated.example.com": ["::ffff:0:a00:5"],
     "localhost": ["127.0.0.1", "::1"],
     "internal.example.com": ["10.0.0.5"],
     "office.example.com": ["192.168.1.20"],
@@ -61,6 +65,13 @@ SAFE = [
         (PUBLIC_V4, PUBLIC_V6),
     ),
     ("https://bücher.example/", "xn--bcher-kva.example", 443, "/", (PUBLIC_V4,)),
+    # IDNA 2008 / UTS 46, as browsers: "ß" stays a letter of its own.
+    ("https://faß.de/", "xn--fa-hia.de", 443, "/", (PUBLIC_V4,)),
+    ("https://FAß.DE/", "xn--fa-hia.de", 443, "/", (PUBLIC_V4,)),
+    ("https://\uff46\uff41ß.de/", "xn--fa-hia.de", 443, "/", (PUBLIC_V4,)),
+    ("https://xn--fa-hia.de/", "xn--fa-hia.de", 443, "/", (PUBLIC_V4,)),
+    # IPv4-translated (SIIT) form of a public address: judged by 8.8.8.8.
+    ("https://[::ffff:0:808:808]/", "::ffff:0:808:808", 443, "/", None),
     ("https://8.8.8.8/", "8.8.8.8", 443, "/", ("8.8.8.8",)),
     ("https://134744072/", "8.8.8.8", 443, "/", ("8.8.8.8",)),  # decimal 8.8.8.8
     ("https://0x8.0x8.0x8.0x8/", "8.8.8.8", 443, "/", ("8.8.8.8",)),
@@ -150,6 +161,19 @@ UNSAFE = [
     # Teredo: server 65.54.227.120, client (bits inverted) 192.168.1.1
     ("https://[2001:0:4136:e378:8000:63bf:3f57:fefe]/", "tunnels to a private"),
     ("https://[::127.0.0.1]/", "reserved address ::7f00:1"),  # IPv4-compatible
+    # IPv4-translated (SIIT) forms stand for their IPv4 address.
+    ("https://[::ffff:0:7f00:1]/", "stands for a loopback address 127.0.0.1"),
+    ("https://translated.example.com/", "stands for a private address 10.0.0.5"),
+    # Local-use NAT64 reaches a network only its operator knows.
+    ("https://[64:ff9b:1::7f00:1]/", "local-use NAT64 address 64:ff9b:1::7f00:1"),
+    ("https://[64:ff9b:1::808:808]/", "local-use NAT64 address"),
+    # Deprecated site-local: "global" to Python, routed to nobody on the Internet.
+    ("https://[fec0::1]/", "deprecated site-local address fec0::1"),
+    ("https://[feff:ffff::1]/", "deprecated site-local address"),
+    ("https://site-local.example.com/", "deprecated site-local address fec0::5"),
+    # Not a host name in IDNA 2008 (a label opening with a combining mark, emoji).
+    ("https://\u0300example.com/", "not a valid host name"),
+    ("https://\U0001f600.example.com/", "not a valid host name"),
 ]
 
 
