@@ -200,14 +200,10 @@ class FusionBillingWebhookEvent(models.Model):
             self.env.cr.execute(
                 SQL(
                     """
-                    UPDATE fusion_billing_webhook_event
-                       SET state = 'sending',
-                           attempts = attempts + 1,
-                           last_attempt_at = %(now)s,
-                           next_attempt_at = %(lease_end)s,
-                           write_uid = %(uid)s,
-                           write_date = %(now)s
-                     WHERE id IN (
+                    -- Materialized: run once. As an "IN (subquery)" the planner
+                    -- may run it again per row, each run skipping the rows this
+                    -- very statement already updated, and so claim them all.
+                    WITH claimed AS MATERIALIZED (
                            SELECT e.id
                              FROM fusion_billing_webhook_event e
                              -- Events of a service without URL wait for one.
@@ -217,7 +213,16 @@ class FusionBillingWebhookEvent(models.Model):
                             ORDER BY e.next_attempt_at, e.id
                             LIMIT 1
                               FOR UPDATE OF e SKIP LOCKED)
-                 RETURNING id
+                    UPDATE fusion_billing_webhook_event event
+                       SET state = 'sending',
+                           attempts = event.attempts + 1,
+                           last_attempt_at = %(now)s,
+                           next_attempt_at = %(lease_end)s,
+                           write_uid = %(uid)s,
+                           write_date = %(now)s
+                      FROM claimed
+                     WHERE event.id = claimed.id
+                 RETURNING event.id
                     """,
                     now=now,
                     lease_end=now + LEASE,
