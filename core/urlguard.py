@@ -136,6 +136,18 @@ def check_url(
     )
 
 
+def without_query(url: str) -> str:
+    """``url`` without user info, query string and fragment, which may hold
+    secrets: what may be shown to people who must not see those.
+
+    >>> without_query("https://app.example/hooks?token=s3cret#x")
+    'https://app.example/hooks'
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
 def _parse_host(hostname: str, *, bracketed: bool) -> str | IPAddress:
     """Return the IP address a host literally is, or its normalized name."""
     if bracketed:

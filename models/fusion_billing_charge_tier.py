@@ -24,6 +24,7 @@ class FusionBillingChargeTier(models.Model):
     filter_id = fields.Many2one(
         "fusion.billing.charge.filter", index="btree_not_null", ondelete="cascade"
     )
+    company_id = fields.Many2one(related="charge_id.company_id", store=True)
     up_to = fields.Float(
         digits=PRICE_DIGITS,
         help="Last unit of the tier, inclusive. 0 means no upper bound (last tier).",

@@ -84,10 +84,15 @@ class FusionBillingService(models.Model):
         help="Post the invoice when its billing period closes. Otherwise it stays a "
         "draft for a billing admin to review.",
     )
+    # Not tracked and for managers only: its query string may carry a token.
     webhook_url = fields.Char(
         string="Webhook URL",
-        tracking=True,
+        groups="fusion_billing.group_fusion_billing_manager",
         help="HTTPS endpoint of the app receiving signed billing events.",
+    )
+    webhook_endpoint = fields.Char(
+        compute="_compute_webhook_endpoint",
+        help="The webhook URL without its query string, which may carry a token.",
     )
     webhook_secret = fields.Char(
         copy=False,
@@ -222,6 +227,12 @@ class FusionBillingService(models.Model):
             )
             service.api_key_ids = service_keys
             service.api_key_count = len(service_keys)
+
+    @api.depends("webhook_url")
+    def _compute_webhook_endpoint(self):
+        for service in self:
+            url = service.sudo().webhook_url
+            service.webhook_endpoint = url and urlguard.without_query(url)
 
     def _compute_subscription_count(self):
         counts = dict(

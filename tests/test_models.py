@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from unittest.mock import patch
+
 from psycopg2 import IntegrityError
 
 from odoo import Command
@@ -224,6 +226,54 @@ class TestAccessRights(FusionBillingCase):
         )
         with self.assertRaises(AccessError):
             self.service.with_user(employee).read(["name"])
+
+    def test_webhook_url_token_is_for_managers_only_and_never_tracked(self):
+        self.env["ir.config_parameter"].set_param(
+            "fusion_billing.webhook_allowed_hosts", "hooks.fusion.test"
+        )
+        service = self.service.with_context(tracking_disable=False, mail_notrack=False)
+        with patch.object(
+            type(self.env["fusion.billing.webhook.event"]),
+            "_webhook_resolver",
+            lambda self: lambda host, port: ["127.0.0.1"],
+        ):
+            service.webhook_url = "https://hooks.fusion.test/in?token=s3cret"
+        self.env.cr.flush()
+        as_user = self.service.with_user(self.billing_user)
+        with self.assertRaises(AccessError):
+            as_user.read(["webhook_url"])
+        self.assertEqual(as_user.webhook_endpoint, "https://hooks.fusion.test/in")
+        self.assertNotIn("webhook_url", as_user.fields_get())
+        tracked = self.service.message_ids.tracking_value_ids
+        self.assertFalse(
+            tracked.filtered(lambda value: value.field_id.name == "webhook_url")
+        )
+        self.assertNotIn(
+            "s3cret",
+            str(
+                self.service.message_ids.mapped("body")
+                + tracked.mapped("new_value_char")
+            ),
+        )
+
+    def test_charge_tiers_follow_their_company(self):
+        tier = self.env["fusion.billing.charge.tier"].create(
+            {"charge_id": self.charge_calls.id, "up_to": 0, "unit_price": 1}
+        )
+        self.assertEqual(tier.company_id, self.service.company_id)
+        other_company = self.env["res.company"].create({"name": "FB Tier Co"})
+        foreign_manager = new_test_user(
+            self.env,
+            login="fb_tier_manager",
+            groups="base.group_user,fusion_billing.group_fusion_billing_manager",
+            company_id=other_company.id,
+            company_ids=[Command.set(other_company.ids)],
+        )
+        Tier = self.env["fusion.billing.charge.tier"].with_user(foreign_manager)
+        self.assertFalse(Tier.search([("id", "=", tier.id)]))
+        with self.assertRaises(AccessError):
+            tier.with_user(foreign_manager).write({"unit_price": 0})
+        self.assertEqual(tier.unit_price, 1)
 
     def test_multi_company_rule_hides_other_company_services(self):
         other_company = self.env["res.company"].create({"name": "Other Co"})

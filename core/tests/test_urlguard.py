@@ -381,3 +381,16 @@ def test_dns_rebinding_cannot_swap_the_checked_address(monkeypatch):
     assert connected == [(PUBLIC_V4, 443)]
     assert result.status_code is None
     assert "connection refused" in result.error
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://app.example/hooks?token=s3cret", "https://app.example/hooks"),
+        ("https://app.example:8443/h#frag", "https://app.example:8443/h"),
+        ("https://user:pw@app.example/h", "https://app.example/h"),
+        ("https://app.example", "https://app.example"),
+    ],
+)
+def test_without_query_drops_what_may_hold_secrets(url, shown):
+    assert urlguard.without_query(url) == shown
