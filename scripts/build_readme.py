@@ -13,6 +13,7 @@ SECTIONS = (
     ("PRICING.md", "Pricing"),
     ("WEBHOOKS.md", "Webhooks"),
     ("RECONCILIATION.md", "Dual-run reconciliation"),
+    ("SECURITY.md", "Security model"),
     ("SCALE.md", "Running at scale"),
     ("TESTS.md", "Running the tests"),
     ("ARCHITECTURE.md", "Architecture"),
