@@ -44,6 +44,8 @@ class RatedLine:
     quantity: Decimal
     amount: Decimal
     pricing: str = ""
+    # the charge in force (the plan's or the subscription's own) of usage lines
+    charge: models.BaseModel | None = None
     charge_filter: models.BaseModel | None = None
 
 

@@ -307,6 +307,7 @@ class FusionBillingSubscription(models.Model):
                     quantity=quantity,
                     amount=amount,
                     pricing=pricing,
+                    charge=charge,
                 )
             )
         if base_price := self._base_price(period):
@@ -356,6 +357,7 @@ class FusionBillingSubscription(models.Model):
                     quantity=quantity,
                     amount=amount,
                     pricing=pricing,
+                    charge=charge,
                     charge_filter=charge_filter,
                 )
             )
@@ -406,18 +408,17 @@ class FusionBillingSubscription(models.Model):
         name = f"{rated_line.title}, {self._period_text(period)}"
         if rated_line.pricing:
             name += f"\n{rated_line.pricing}"
-        key, charge_filter = rated_line.key, rated_line.charge_filter
         return {
             "product_id": rated_line.product.id,
             "name": name,
             "quantity": 1,
             "price_unit": float(rated_line.amount),
-            "fusion_charge_id": charge_filter.charge_id.id
-            if charge_filter
-            else (key if isinstance(key, int) else False),
-            "fusion_charge_filter_id": charge_filter.id if charge_filter else False,
-            "fusion_is_fixed_fee": key == FIXED_FEE,
-            "fusion_is_minimum": key == MINIMUM,
+            "fusion_charge_id": rated_line.charge.id if rated_line.charge else False,
+            "fusion_charge_filter_id": rated_line.charge_filter.id
+            if rated_line.charge_filter
+            else False,
+            "fusion_is_fixed_fee": rated_line.key == FIXED_FEE,
+            "fusion_is_minimum": rated_line.key == MINIMUM,
             "fusion_usage_quantity": float(rated_line.quantity),
         }
 
@@ -612,12 +613,15 @@ class FusionBillingSubscription(models.Model):
                 "lines": [
                     {
                         "charge": line.fusion_charge_id.metric_id.code or None,
+                        "filter": line.fusion_charge_filter_id.display_name or None,
                         "fixed_fee": line.fusion_is_fixed_fee,
+                        "minimum_commitment": line.fusion_is_minimum,
+                        "prepaid_credits": line.fusion_is_credit,
                         "usage_quantity": str(to_decimal(line.fusion_usage_quantity)),
                         "amount": money(line.price_subtotal),
                     }
                     for line in invoice.invoice_line_ids
-                    if line.fusion_charge_id or line.fusion_is_fixed_fee
+                    if line._fusion_rated_key() or line.fusion_is_credit
                 ],
             },
             "subscription": self.external_ref,

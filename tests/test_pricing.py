@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
@@ -524,10 +525,15 @@ class TestPricingRating(FusionBillingCase):
         self.assertEqual(
             (y_invoice.fusion_period_start, y_invoice.fusion_period_end), (JAN, FEB)
         )
-        self.assertTrue(
+        finalized = (
             self.env["fusion.billing.webhook.event"]
             .sudo()
             .search([("dedupe_key", "=", f"invoice.finalized:{y_invoice.id}")])
+        )
+        lines = json.loads(finalized.body)["data"]["invoice"]["lines"]
+        self.assertEqual(
+            [(line["minimum_commitment"], line["amount"]) for line in lines],
+            [(True, "25.00")],
         )
         self.assertEqual(self._invoices(sub_z).amount_untaxed, 40.0)
         self.assertFalse(
