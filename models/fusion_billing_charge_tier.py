@@ -10,7 +10,8 @@ class FusionBillingChargeTier(models.Model):
     _order = "charge_id, up_to_sort, up_to"
 
     # A filter's tiers belong to its charge too (deleted with it), and are kept
-    # out of the charge's own ladder by the charge's tier_ids domain.
+    # out of the charge's own ladder by the charge's tier_ids domain. Not
+    # copied: a copied tier belongs to the copy of its charge or filter.
     charge_id = fields.Many2one(
         "fusion.billing.charge",
         required=True,
@@ -20,6 +21,7 @@ class FusionBillingChargeTier(models.Model):
         store=True,
         readonly=False,
         precompute=True,
+        copy=False,
     )
     filter_id = fields.Many2one(
         "fusion.billing.charge.filter", index="btree_not_null", ondelete="cascade"

@@ -155,6 +155,30 @@ class TestPricingModels(FusionBillingCase):
         charge.unlink()
         self.assertFalse(tiers.exists())
 
+    def test_copied_plan_copies_filters_and_their_tiers(self):
+        charge = self._create_charge(
+            self.plan,
+            self.metric_storage,
+            "volume",
+            tiers=[{"up_to": 0, "unit_price": 1}],
+        )
+        self.env["fusion.billing.charge.filter"].create(
+            {
+                "charge_id": charge.id,
+                "property_name": "region",
+                "values": "eu",
+                "tier_ids": [Command.create({"up_to": 0, "unit_price": 2})],
+            }
+        )
+        self._own_charge(self.subscription_a, unit_price=0.01)
+        copy = self.plan.copy({"code": "pro_copy"})
+        copied = copy.charge_ids.filtered(lambda c: c.metric_id == self.metric_storage)
+        self.assertEqual(len(copy.charge_ids), 2, "own prices stay with their plan")
+        self.assertEqual(copied.tier_ids.mapped("unit_price"), [1])
+        self.assertEqual(copied.filter_ids.tier_ids.mapped("unit_price"), [2])
+        self.assertEqual(copied.filter_ids.tier_ids.charge_id, copied)
+        self.assertEqual(charge.filter_ids.tier_ids.charge_id, charge)
+
     def test_credit_remaining_follows_its_consumptions(self):
         credit = self.env["fusion.billing.credit"].create(
             {"name": "Promo", "subscription_id": self.subscription_a.id, "amount": 50}
