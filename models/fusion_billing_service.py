@@ -563,8 +563,11 @@ class FusionBillingService(models.Model):
         Events go by whole billing periods: a period that ended before its
         service's retention cutoff, is closed, and whose invoice is posted (and
         no other invoice of it still a draft). Since the API refuses events
-        older than the retention, such a period never gets usage again, so
-        nothing can need its events to be re-rated. Invoices are not touched:
+        older than the retention, such a period never gets usage again. Under
+        the adjust policy, late usage of a closed period is billed by re-rating
+        it on a later invoice: its events stay until every period that late
+        usage could still reach is closed and its invoice posted. Invoices are
+        not touched:
         their lines keep the billed quantities. Periods are walked in invoice
         order, so a run reads each old invoice once however many batches it
         takes; each batch commits.
@@ -607,6 +610,19 @@ class FusionBillingService(models.Model):
                                   = m.fusion_subscription_id
                               AND other.fusion_period_start = m.fusion_period_start
                               AND other.state = 'draft')
+                       AND (s.late_usage_policy != 'adjust' OR (
+                           COALESCE(sub.last_invoice_date, sub.start_date)
+                               >= m.fusion_period_end + LEAST(
+                                   s.late_usage_days, s.usage_retention_days)
+                           AND NOT EXISTS (
+                               SELECT 1 FROM account_move later
+                                WHERE later.fusion_subscription_id
+                                      = m.fusion_subscription_id
+                                  AND later.state = 'draft'
+                                  AND later.fusion_period_start
+                                      < m.fusion_period_end + LEAST(
+                                          s.late_usage_days,
+                                          s.usage_retention_days))))
                   ORDER BY m.id
                      LIMIT %(batch_size)s
                 ),
@@ -646,8 +662,9 @@ class FusionBillingService(models.Model):
 
     @api.model
     def _purge_commit_progress(self, processed, remaining):
-        """Commit the batch and report progress to the cron; under tests only
-        flush (the test cursor cannot commit). Returns the cron's time left."""
+        """Commit the batch and report progress to the cron; under tests
+        nothing is committed (the test cursor cannot). Returns the cron's time
+        left."""
         if modules.module.current_test:
             return float("inf")
         return self.env["ir.cron"]._commit_progress(processed, remaining=remaining)

@@ -145,6 +145,23 @@ class TestUsageRetention(FusionBillingCase):
         usage_line = lines.filtered(lambda line: line.fusion_charge_id)
         self.assertEqual(usage_line.fusion_usage_quantity, 300)
 
+    def test_adjust_policy_keeps_events_late_usage_may_still_re_rate(self):
+        """Under the adjust policy a late event re-rates its closed period on
+        the invoice of the period open when it arrives: the events stay until
+        that invoice is posted."""
+        self.service.write({"late_usage_policy": "adjust", "late_usage_days": 35})
+        self._purge()
+        # Late usage of m0 could arrive until 35 days after m0 ended, while m2
+        # was open; m2 is not closed yet.
+        self.assertEqual(
+            self.events[self.posted, self.m0].exists(),
+            self.events[self.posted, self.m0],
+        )
+        self._close(self.posted, self.m2 + relativedelta(months=1))
+        self.assertEqual(self._invoice(self.posted, self.m2).state, "posted")
+        self._purge()
+        self.assertFalse(self.events[self.posted, self.m0].exists())
+
     def test_zero_retention_keeps_everything(self):
         self.service.usage_retention_days = 0
         self._purge()
