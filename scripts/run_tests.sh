@@ -72,7 +72,6 @@ addons_path="$work${ODOO_ADDONS_PATH:+,$ODOO_ADDONS_PATH}"
 free_port() {
     "$ODOO_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-port=${ODOO_HTTP_PORT:-$(free_port)}
 db="fusion_billing_test_$$"
 server_pid=
 cleanup() {
@@ -84,17 +83,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A port chosen afresh for each run: another program may take a port in the minutes
+# between two runs.
 odoo() {
-    "$ODOO_PYTHON" -m odoo --addons-path "$addons_path" \
-        --http-interface 127.0.0.1 --http-port "$port" --log-level info "$@"
+    "$ODOO_PYTHON" -m odoo --addons-path "$addons_path" --http-interface 127.0.0.1 \
+        --http-port "${ODOO_HTTP_PORT:-$(free_port)}" --log-level info "$@"
 }
 
 # Odoo log lines at ERROR or CRITICAL level, demo data that failed to load, and
-# skipped tests: here every test must run, but those that need the demo data in a
+# skipped tests: here every test must run, but those that need the demo data in the
 # database without it.
 problems() {
-    grep -E "^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) |demo data failed to install|odoo.tests.* skipped " "$1" |
-        grep -v "needs? the demo data"
+    grep -E "^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) |demo data failed to install|^[0-9-]+ [0-9:,]+ [0-9]+ INFO [^ ]+ [^ ]+: skipped " "$1" |
+        grep -vE "skipped .*(no demo data|needs? the demo data)"
 }
 
 failures=0
@@ -112,14 +113,16 @@ install_and_test() {
     echo "$name: $(( $(date +%s) - started )) s, exit code $status, ${result:-no test result line}"
     if [ "$status" -ne 0 ] || [ -z "$result" ] || problems "$log" >/dev/null ||
         [ "$(echo "$result" | awk '{print $1 + $3}')" -ne 0 ]; then
+        problems "$log"
+        tail -n 25 "$log"
         echo "$name FAILED"
         failures=$((failures + 1))
         return 1
     fi
     echo "--- $name: upgrading the module (-u fusion_billing)"
-    odoo -d "$database" -u fusion_billing --stop-after-init >"$work/odoo-$name-upgrade.log" 2>&1 ||
-        { echo "$name upgrade FAILED"; failures=$((failures + 1)); return 1; }
-    if problems "$work/odoo-$name-upgrade.log"; then
+    if ! odoo -d "$database" -u fusion_billing --stop-after-init \
+        >"$work/odoo-$name-upgrade.log" 2>&1 || problems "$work/odoo-$name-upgrade.log"; then
+        tail -n 25 "$work/odoo-$name-upgrade.log"
         echo "$name upgrade FAILED"
         failures=$((failures + 1))
         return 1
