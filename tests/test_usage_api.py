@@ -11,8 +11,10 @@ from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import requests
+from werkzeug.test import EnvironBuilder
 
 from odoo import SUPERUSER_ID, api, fields
+from odoo import http as odoo_http
 from odoo.exceptions import AccessError, UserError
 from odoo.service.model import retrying
 from odoo.sql_db import db_connect
@@ -214,6 +216,19 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         response = self.post(iter([payload[:20], payload[20:]]))  # chunked
         self.assertJsonAnswer(response, 200)
         self.assertTrue(self.stored(idempotency_key="evt-1"))
+
+    def test_odoo_request_still_wraps_the_werkzeug_request(self):
+        """read_chunked takes a chunked body's stream from the werkzeug request
+        that Odoo's HTTPRequest wraps in a private attribute (Odoo 19 exposes no
+        stream): if Odoo changes that, this test names the one place to fix."""
+        environ = EnvironBuilder(method="POST", data=b'{"n": 1}').get_environ()
+        httprequest = odoo_http.HTTPRequest(environ)
+        self.assertTrue(
+            hasattr(httprequest, "_HTTPRequest__wrapped"),
+            "odoo.http.HTTPRequest no longer wraps a werkzeug request under "
+            "__wrapped: update controllers/usage.py read_chunked",
+        )
+        self.assertEqual(httprequest._HTTPRequest__wrapped.stream.read(), b'{"n": 1}')
 
     def test_ingestion_costs_a_constant_number_of_queries(self):
         events = self.env["fusion.billing.usage.event"].with_user(self.service.user_id)
