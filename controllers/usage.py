@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""``POST /usage`` and ``GET /usage/openapi.json`` (SPEC §4, §10).
+"""``POST /usage``, ``POST /usage/cancel`` and ``GET /usage/openapi.json``
+(SPEC §4, §10, §11).
 
 Thin HTTP shell: answer every outcome as JSON, authenticate the bearer key,
 then hand the parsed body to ``fusion.billing.usage.event._ingest`` with rights
@@ -164,6 +165,27 @@ class FusionBillingUsageController(http.Controller):
             return json_reply(items)
         results = service.env["fusion.billing.usage.event"]._ingest(service, items)
         return json_reply(usage.build_response(results))
+
+    @http.route(
+        "/usage/cancel",
+        type="http",
+        auth="none",
+        methods=None,
+        csrf=False,
+        save_session=False,
+        readonly=False,
+    )
+    def post_usage_cancel(self, **_params):
+        return service_call(self._cancel_usage)
+
+    def _cancel_usage(self, service, body):
+        items = usage.parse_cancel_request(
+            body, request.httprequest.headers.get("Content-Type")
+        )
+        if type(items) is usage.Reply:
+            return json_reply(items)
+        results = service.env["fusion.billing.usage.event"]._cancel(service, items)
+        return json_reply(usage.build_cancel_response(results))
 
     @http.route(
         "/usage/openapi.json",

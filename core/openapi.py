@@ -89,8 +89,16 @@ _USAGE_POST = {
     "operationId": "postUsage",
     "summary": "Send metered usage events",
     "description": "One event, or a batch of up to"
-    f" {usage.MAX_EVENTS}. Each event is validated and authorized on its own;"
-    " replays of the same idempotency key answer duplicate.",
+    f" {usage.MAX_EVENTS}. Each event is validated and authorized on its own."
+    " A replay of a stored key answers duplicate (or conflict when its quantity"
+    " or timestamp differ), even after its period closed or the event was"
+    " cancelled. Quantities are exact decimals: at most"
+    f" {usage.QUANTITY_PLACES} decimal places and at most {usage.MAX_QUANTITY};"
+    " a finer number is invalid, never rounded. properties: at most"
+    f" {usage.MAX_PROPERTIES_DEPTH} levels and {usage.MAX_PROPERTIES_BYTES} bytes"
+    " of compact JSON. Events before the open period are refused, unless the"
+    " service bills late usage as adjustments (then back to its late usage"
+    " days); events at or after the subscription's end date are refused.",
     "requestBody": {
         "required": True,
         **_json(
@@ -159,6 +167,93 @@ _USAGE_POST = {
                             )
                         ]
                     ).body,
+                ),
+            },
+        ),
+    },
+}
+
+_CANCEL_POST = {
+    "operationId": "cancelUsage",
+    "summary": "Cancel usage events sent earlier",
+    "description": f"A batch of up to {usage.MAX_EVENTS} events, each named by"
+    " its idempotency key, subscription and metric. A cancelled event stays"
+    " stored for audit, is never billed, and its key stays used (sending the"
+    " event again answers duplicate). An event of the open period is"
+    " cancelled; one of a closed period is period_closed, unless the service"
+    " bills late usage as adjustments and the event is within its late usage"
+    " days: then the cancellation is credited on the next invoice.",
+    "requestBody": {
+        "required": True,
+        **_json(
+            "CancelRequest",
+            {
+                "batch": (
+                    "Two events",
+                    {
+                        "events": [
+                            {
+                                "idempotency_key": "evt_01J9Z8Q4K7",
+                                "subscription": "sub_1042",
+                                "metric": "api_calls",
+                            },
+                            {
+                                "idempotency_key": "evt_01J9Z8Q4K8",
+                                "subscription": "sub_1042",
+                                "metric": "storage_gb",
+                            },
+                        ]
+                    },
+                )
+            },
+        ),
+    },
+    "responses": {
+        "200": {
+            "description": "At least one event cancelled or already cancelled.",
+            **_json(
+                "CancelResponse",
+                {
+                    "mixed": (
+                        "One cancelled, one of a closed period",
+                        usage.build_cancel_response(
+                            [
+                                usage.result("evt_01J9Z8Q4K7", usage.CANCELLED),
+                                usage.rejected(
+                                    "evt_01J9Z8Q4K8",
+                                    usage.PERIOD_CLOSED,
+                                    "event 'evt_01J9Z8Q4K8' belongs to a closed"
+                                    " billing period",
+                                ),
+                            ]
+                        ).body,
+                    )
+                },
+            ),
+        },
+        **_error_responses(
+            "CancelError",
+            {
+                "all_rejected": (
+                    "Nothing cancelled",
+                    usage.build_cancel_response(
+                        [
+                            usage.rejected(
+                                "evt_unknown",
+                                usage.UNKNOWN_EVENT,
+                                "no event 'evt_unknown' of metric 'api_calls' on"
+                                " subscription 'sub_1042' in this service",
+                            )
+                        ]
+                    ).body,
+                ),
+                "invalid_payload": (
+                    "Not a batch",
+                    _error(
+                        usage.INVALID_PAYLOAD,
+                        'the body must be {"events": [...]}, each event naming'
+                        " idempotency_key, subscription and metric",
+                    ),
                 ),
             },
         ),
@@ -238,6 +333,10 @@ _SCHEMAS = {
     "UsageEvent": usage.EVENT_SCHEMA,
     "UsageResponse": usage.RESPONSE_SCHEMA,
     "UsageError": usage.ERROR_SCHEMA,
+    "CancelRequest": usage.CANCEL_REQUEST_SCHEMA,
+    "CancelEvent": usage.CANCEL_EVENT_SCHEMA,
+    "CancelResponse": usage.CANCEL_RESPONSE_SCHEMA,
+    "CancelError": usage.CANCEL_ERROR_SCHEMA,
     "ReconciliationRequest": reconciliation.REQUEST_SCHEMA,
     "ReconciliationResponse": reconciliation.RESPONSE_SCHEMA,
     "ReconciliationError": reconciliation.ERROR_SCHEMA,
@@ -268,6 +367,7 @@ def build_openapi(now: datetime | None = None) -> dict[str, Any]:
         "security": [{"bearerAuth": []}],
         "paths": {
             "/usage": {"post": _USAGE_POST},
+            "/usage/cancel": {"post": _CANCEL_POST},
             "/reconciliation": {"post": _RECONCILIATION_POST},
         },
         "components": {

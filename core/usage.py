@@ -19,8 +19,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
+
+from .money import QUANTITY_PLACES
 
 # Envelope error codes (SPEC §4).
 UNAUTHENTICATED = "unauthenticated"
@@ -70,12 +73,23 @@ DUPLICATE = "duplicate"
 REJECTED = "rejected"
 RESULT_STATUSES = (ACCEPTED, DUPLICATE, REJECTED, CONFLICT)
 
+# POST /usage/cancel (SPEC §11): statuses and per-event error codes.
+CANCELLED = "cancelled"
+CANCEL_STATUSES = (CANCELLED, DUPLICATE, REJECTED)
+UNKNOWN_EVENT = "unknown_event"
+PERIOD_CLOSED = "period_closed"
+CANCEL_CODES = (INVALID_EVENT, UNKNOWN_EVENT, PERIOD_CLOSED)
+
 MAX_EVENTS = 1000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)
-# Quantities land in an Odoo Float (double) column, exact for whole numbers up to
-# 2**53 (about 9e15): 1e15 keeps them exact, and no real meter gets near it.
+# Quantities are stored as sent in a NUMERIC column, where PostgreSQL sums them
+# exactly. Bounded (SPEC §4): at most 16 digits before the point and
+# QUANTITY_PLACES after, so that pricing them is always exact.
 MAX_QUANTITY = 10**15
+# properties of one event (SPEC §15): the object itself is level 1, arrays count.
+MAX_PROPERTIES_DEPTH = 32
+MAX_PROPERTIES_BYTES = 16 * 1024
 
 
 class Reply(NamedTuple):
@@ -122,6 +136,7 @@ _JSON_TYPE_NAMES = {
     bool: "a boolean",
     int: "a number",
     float: "a number",
+    Decimal: "a number",
     str: "a string",
     list: "an array",
     dict: "an object",
@@ -186,31 +201,61 @@ class Text:
 
 @dataclass(frozen=True)
 class Number:
-    """A finite JSON number (not a boolean) within bounds, returned as Decimal."""
+    """A finite JSON number (not a boolean) within bounds, returned as Decimal.
+
+    ``load_json_body`` reads JSON numbers as int or Decimal, never as binary
+    floats; floats only come from Python callers, read from their shortest repr.
+    ``places`` (optional) is the most decimal places a value may need.
+    """
 
     minimum: int
     maximum: int
+    places: int | None = None
 
     def check(self, value: object) -> Decimal:
         kind = type(value)
-        if kind is float:
+        if kind is int:
+            number = Decimal(value)
+        elif kind is Decimal:
+            number = value
+        elif kind is float:
             # json.loads turns 1e400 into inf without calling parse_constant.
             if not math.isfinite(value):
                 raise FieldError("must be a finite number")
-        elif kind is not int:
+            number = Decimal(repr(value))
+        else:
             raise FieldError(f"must be a number, not {json_type_name(value)}")
-        if value < self.minimum:
+        if not number.is_finite():
+            raise FieldError("must be a finite number")
+        if number < self.minimum:
             raise FieldError(f"must be at least {self.minimum}")
-        if value > self.maximum:
+        if number > self.maximum:
             raise FieldError(f"must be at most {self.maximum}")
-        if kind is int:
-            return Decimal(value)
-        # repr is the shortest text that round-trips, i.e. what the client sent;
-        # "+ 0" turns -0.0 into 0.
-        return Decimal(repr(value + 0.0))
+        if self.places is not None:
+            number = _to_places(number, self.places)
+        # -0 is 0.
+        return number.copy_abs() if number.is_zero() else number
 
     def schema(self) -> dict[str, Any]:
         return {"type": "number", "minimum": self.minimum, "maximum": self.maximum}
+
+
+def _to_places(number: Decimal, places: int) -> Decimal:
+    """``number`` written with at most ``places`` decimals, or FieldError if it
+    needs more. Trailing zeros do not count (``1.50000000000000`` is 1.5)."""
+    sign, digits, exponent = number.as_tuple()
+    if exponent >= -places:
+        return number
+    if number.is_zero():
+        return Decimal(0)
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\0"))
+    if -exponent - trailing > places:
+        raise FieldError(
+            f"must have at most {places} decimal places"
+            f" (the smallest step is {Decimal(1).scaleb(-places):f})"
+        )
+    drop = -exponent - places
+    return Decimal((sign, digits[:-drop], exponent + drop))
 
 
 # RFC 3339 date-time with a mandatory offset ("T"/"Z" may be lower case, §5.6).
@@ -267,37 +312,112 @@ class Timestamp:
 
 @dataclass(frozen=True)
 class JsonObject:
-    """A JSON object of any content that PostgreSQL jsonb can store as sent."""
+    """A bounded JSON object that PostgreSQL jsonb stores as sent, returned as
+    its compact JSON text (the stored form, exact: numbers are written as read).
 
-    def check(self, value: object) -> dict:
+    At most ``max_depth`` levels (the object itself is level 1; arrays count)
+    and ``max_bytes`` of compact UTF-8 JSON, numbers counted as written out in
+    full as PostgreSQL keeps them (``1e999999`` is a million bytes). The walk
+    stops at the first excess, so a 5 MiB object costs no more than 16 KiB.
+    """
+
+    max_depth: int = MAX_PROPERTIES_DEPTH
+    max_bytes: int = MAX_PROPERTIES_BYTES
+
+    def check(self, value: object) -> str:
         if type(value) is not dict:
             raise FieldError(f"must be an object, not {json_type_name(value)}")
-        # Iterative walk: nesting as deep as json.loads allows would overflow
-        # the stack of a recursive one.
-        pending: list = [value]
-        while pending:
-            node = pending.pop()
-            if type(node) is dict:
-                for key in node:
-                    if _UNSTORABLE_CHAR.search(key):
-                        raise FieldError("must not contain NUL or lone surrogates")
-                members: Iterable = node.values()
+        if not value:
+            return "{}"
+        parts: list[str] = []
+        budget = [self.max_bytes]
+        self._encode(value, 1, parts, budget)
+        return "".join(parts)
+
+    def _encode(self, node: dict | list, depth: int, parts: list, budget: list):
+        """Append ``node`` to ``parts``; ``budget[0]`` is the bytes still allowed.
+
+        Recursive: ``max_depth`` bounds the recursion far below Python's limit.
+        """
+        if depth > self.max_depth:
+            raise FieldError(f"must not be nested more than {self.max_depth} levels")
+        is_dict = type(node) is dict
+        parts.append("{" if is_dict else "[")
+        size = 2 + max(len(node) - 1, 0)  # brackets and commas
+        members = node.items() if is_dict else ((None, item) for item in node)
+        first = True
+        for key, member in members:
+            if first:
+                first = False
             else:
-                members = node
-            for member in members:
-                kind = type(member)
-                if kind is str:
-                    if _UNSTORABLE_CHAR.search(member):
-                        raise FieldError("must not contain NUL or lone surrogates")
-                elif kind is float:
-                    if not math.isfinite(member):
-                        raise FieldError("must contain only finite numbers")
-                elif kind is dict or kind is list:
-                    pending.append(member)
-        return value
+                parts.append(",")
+            if is_dict:
+                text = _json_string(key)
+                parts.append(text)
+                parts.append(":")
+                size += _utf8_length(text) + 1
+            kind = type(member)
+            if kind is dict or kind is list:
+                budget[0] -= size
+                size = 0
+                self._encode(member, depth + 1, parts, budget)
+                continue
+            if kind is str:
+                text = _json_string(member)
+                size += _utf8_length(text)
+            elif kind is int:
+                text = str(member)
+                size += len(text)
+            elif kind is Decimal or kind is float:
+                number = member if kind is Decimal else Decimal(repr(member))
+                if not number.is_finite():
+                    raise FieldError("must contain only finite numbers")
+                text = str(number)
+                size += _plain_length(number)
+            elif member is True or member is False or member is None:
+                text = _JSON_CONSTANTS[member]
+                size += len(text)
+            else:
+                raise FieldError(f"must hold only JSON values, not {kind.__name__}")
+            parts.append(text)
+            if size > budget[0]:
+                break
+        parts.append("}" if is_dict else "]")
+        budget[0] -= size
+        if budget[0] < 0:
+            raise FieldError(
+                f"must be at most {self.max_bytes} bytes as compact UTF-8 JSON"
+            )
 
     def schema(self) -> dict[str, Any]:
         return {"type": "object"}
+
+
+_JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
+def _json_string(text: str) -> str:
+    if _UNSTORABLE_CHAR.search(text):
+        raise FieldError("must not contain NUL or lone surrogates")
+    return encode_basestring(text)
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _plain_length(number: Decimal) -> int:
+    """Characters of a finite Decimal written without exponent, counted without
+    writing it."""
+    sign, digits, exponent = number.as_tuple()
+    count = len(digits)
+    if exponent >= 0:
+        length = count + exponent
+    elif count > -exponent:
+        length = count + 1  # the point
+    else:
+        length = 2 - exponent  # "0." and the decimals
+    return sign + length
 
 
 FieldType = Text | Number | Timestamp | JsonObject
@@ -402,11 +522,13 @@ EVENT_FIELDS = Record(
         Field("metric", Text(), description="The metric code, charged on the plan."),
         Field(
             "quantity",
-            Number(minimum=0, maximum=MAX_QUANTITY),
+            Number(minimum=0, maximum=MAX_QUANTITY, places=QUANTITY_PLACES),
             required=False,
             default=1,
-            description="A finite JSON number >= 0; null, strings and booleans"
-            " are invalid.",
+            description="A finite JSON number >= 0 with at most"
+            f" {QUANTITY_PLACES} decimal places (finer is invalid), read as an"
+            " exact decimal, never through a binary float; null, strings and"
+            " booleans are invalid.",
         ),
         Field(
             "timestamp",
@@ -419,8 +541,11 @@ EVENT_FIELDS = Record(
             JsonObject(),
             required=False,
             default={},
-            description="Free JSON object (e.g. for unique_count metrics);"
-            " strings must not contain U+0000, numbers must be finite.",
+            description="Free JSON object (e.g. for unique_count metrics), at"
+            f" most {MAX_PROPERTIES_DEPTH} levels deep (the object itself is level"
+            " 1; arrays count) and"
+            f" {MAX_PROPERTIES_BYTES} bytes as compact UTF-8 JSON (numbers"
+            " counted written out in full); strings must not contain U+0000.",
         ),
     )
 )
@@ -428,7 +553,8 @@ EVENT_FIELDS = Record(
 
 @dataclass(frozen=True)
 class UsageEvent:
-    """A structurally valid usage event; ``timestamp`` is aware, in UTC."""
+    """A structurally valid usage event; ``timestamp`` is aware, in UTC,
+    ``properties`` the compact JSON text of the object."""
 
     idempotency_key: str
     subscription: str
@@ -436,7 +562,7 @@ class UsageEvent:
     metric: str
     quantity: Decimal
     timestamp: datetime
-    properties: dict
+    properties: str
 
 
 def rejected(key: object, code: str, message: str) -> dict[str, Any]:
@@ -482,6 +608,42 @@ def validate_event(item: object) -> UsageEvent | dict[str, Any]:
     return UsageEvent(**values)
 
 
+CANCEL_FIELDS = Record(
+    (
+        Field(
+            "idempotency_key",
+            Text(),
+            description="The key the event was sent with.",
+        ),
+        Field(
+            "subscription",
+            Text(),
+            description="The subscription's external_ref, as sent with the event.",
+        ),
+        Field("metric", Text(), description="The metric code, as sent with the event."),
+    )
+)
+
+
+@dataclass(frozen=True)
+class CancelEvent:
+    """A structurally valid cancellation: the identity of one stored event."""
+
+    idempotency_key: str
+    subscription: str
+    metric: str
+
+
+def validate_cancel(item: object) -> CancelEvent | dict[str, Any]:
+    """Return a CancelEvent, or an ``invalid_event`` result naming the bad fields."""
+    try:
+        values = CANCEL_FIELDS.validate(item)
+    except FieldError as exc:
+        key = item.get("idempotency_key") if type(item) is dict else None
+        return rejected(key, INVALID_EVENT, str(exc))
+    return CancelEvent(**values)
+
+
 # The shape of nearly every event apps send, checked in a few C-level matches.
 _PLAIN_TEXT = re.compile(f"[^{_CONTROL_CLASS}\ud800-\udfff]{{1,255}}")
 _PLAIN_TIMESTAMP = re.compile(
@@ -512,10 +674,15 @@ def _plain_event(item: object) -> UsageEvent | None:
         if not 0 <= quantity <= MAX_QUANTITY:
             return None
         quantity = Decimal(quantity)
-    elif kind is float:
-        if not 0 <= quantity <= MAX_QUANTITY:  # also false for NaN
+    elif kind is Decimal:
+        # Finite, not negative (not even -0), no more places than allowed.
+        if (
+            not quantity.is_finite()
+            or quantity.is_signed()
+            or quantity.as_tuple().exponent < -QUANTITY_PLACES
+            or quantity > MAX_QUANTITY
+        ):
             return None
-        quantity = Decimal(repr(quantity + 0.0))
     else:
         return None
     timestamp = item.get("timestamp")
@@ -529,10 +696,10 @@ def _plain_event(item: object) -> UsageEvent | None:
         return None
     properties = item.get("properties", _MISSING)
     if properties is _MISSING:
-        properties = {}
+        properties = "{}"
     else:
         try:
-            _PROPERTIES.check(properties)
+            properties = _PROPERTIES.check(properties)
         except FieldError:
             return None
     return UsageEvent(
@@ -546,15 +713,44 @@ def _plain_event(item: object) -> UsageEvent | None:
     )
 
 
-def check_timestamp(ts: datetime, period_start: datetime, now: datetime) -> str | None:
-    """Return ``timestamp_out_of_window`` if ts is before the open period or too late.
+def window_refusal(
+    ts: datetime,
+    period_start: datetime,
+    now: datetime,
+    end: datetime | None = None,
+    late_start: datetime | None = None,
+) -> str | None:
+    """Why an event at ``ts`` is outside its subscription's window
+    (``timestamp_out_of_window``), or None. All datetimes are aware.
 
-    All three datetimes must be aware. An event after the period end is fine: it
-    is kept for the period it falls in (SPEC §4).
+    The window opens at the open period's start, or at ``late_start`` when
+    late usage is billed as an adjustment (``late_usage_start``); it closes 5
+    minutes from now and at the subscription's ``end`` (exclusive). An event
+    after the open period's end is fine: periods move only when they close,
+    and it is kept for the period it falls in (SPEC §4, §11).
     """
-    if ts < period_start or ts > now + FUTURE_TOLERANCE:
-        return TIMESTAMP_OUT_OF_WINDOW
+    if end is not None and ts >= end:
+        return f"timestamp must be before the subscription's end ({end.isoformat()})"
+    if ts > now + FUTURE_TOLERANCE:
+        return "timestamp must be at most 5 minutes from now"
+    if ts < period_start and (late_start is None or ts < late_start):
+        if late_start is None or late_start >= period_start:
+            return (
+                "timestamp must not be before the open period start"
+                f" ({period_start.isoformat()}): earlier periods are closed"
+            )
+        return (
+            f"timestamp must not be before {late_start.isoformat()}: late usage"
+            " is accepted back to the subscription start and the service's late"
+            " usage days"
+        )
     return None
+
+
+def late_usage_start(subscription_start: datetime, now: datetime, days: int):
+    """Earliest timestamp of late usage under the ``adjust`` policy: at most
+    ``days`` old, counted from now, and not before the subscription start."""
+    return max(subscription_start, now - timedelta(days=days))
 
 
 def retention_start(now: datetime, retention_days: int) -> datetime | None:
@@ -569,19 +765,45 @@ def build_response(results: list[dict[str, Any]]) -> Reply:
     200 when at least one event was accepted or a duplicate, else 400
     ``all_rejected`` with the same counts and results.
     """
-    counts = dict.fromkeys(RESULT_STATUSES, 0)
+    return _batch_response(
+        results,
+        {
+            ACCEPTED: "accepted",
+            DUPLICATE: "duplicates",
+            CONFLICT: "conflicts",
+            REJECTED: "rejected",
+        },
+        (ACCEPTED, DUPLICATE),
+        "no event was accepted",
+    )
+
+
+def build_cancel_response(results: list[dict[str, Any]]) -> Reply:
+    """Summarize ``POST /usage/cancel`` results like ``build_response``: 200
+    when at least one event was cancelled or already cancelled (SPEC §11)."""
+    return _batch_response(
+        results,
+        {CANCELLED: "cancelled", DUPLICATE: "duplicates", REJECTED: "rejected"},
+        (CANCELLED, DUPLICATE),
+        "no event was cancelled",
+    )
+
+
+def _batch_response(
+    results: list[dict[str, Any]],
+    counters: dict[str, str],
+    success: tuple[str, ...],
+    failure: str,
+) -> Reply:
+    """``counters`` maps each status to the name of its count in the answer."""
+    counts = dict.fromkeys(counters, 0)
     for item in results:
         counts[item["status"]] += 1
-    summary = {
-        "accepted": counts[ACCEPTED],
-        "duplicates": counts[DUPLICATE],
-        "conflicts": counts[CONFLICT],
-        "rejected": counts[REJECTED],
-        "results": results,
-    }
-    if counts[ACCEPTED] or counts[DUPLICATE]:
+    summary = {name: counts[status] for status, name in counters.items()}
+    summary["results"] = results
+    if any(counts[status] for status in success):
         return Reply(200, {"status": "ok", **summary})
-    reply = error_response(ALL_REJECTED, "no event was accepted", 400)
+    reply = error_response(ALL_REJECTED, failure, 400)
     reply.body.update(summary)
     return reply
 
@@ -591,6 +813,13 @@ def build_response(results: list[dict[str, Any]]) -> Reply:
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _exact_number(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent past what Decimal holds
+        raise ValueError(f"number {shown(text)} is out of range") from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -625,6 +854,7 @@ def load_json_body(raw: bytes, content_type: str | None) -> Reply | object:
 
     Shared by every JSON route. UTF-8 only (a leading BOM is tolerated);
     NaN/Infinity literals and duplicate object members are ``invalid_json``.
+    Numbers with a fraction or exponent are read as exact Decimals.
     """
     if not _is_json_media_type(content_type):
         return error_response(
@@ -644,7 +874,10 @@ def load_json_body(raw: bytes, content_type: str | None) -> Reply | object:
         )
     try:
         return json.loads(
-            text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+            text,
+            parse_float=_exact_number,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError as exc:
         message = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -673,6 +906,28 @@ def parse_request(raw: bytes, content_type: str | None) -> Reply | list:
         )
     if "events" not in payload:
         return [payload]
+    return _batch_items(payload)
+
+
+def parse_cancel_request(raw: bytes, content_type: str | None) -> Reply | list:
+    """Return the raw items of a ``POST /usage/cancel`` body, or its envelope
+    error. The body is ``{"events": [...]}`` with 1 to MAX_EVENTS items; the
+    items are not validated here (see ``validate_cancel``)."""
+    payload = load_json_body(raw, content_type)
+    if type(payload) is Reply:
+        return payload
+    if type(payload) is not dict or "events" not in payload:
+        return error_response(
+            INVALID_PAYLOAD,
+            'the body must be {"events": [...]}, each event naming'
+            " idempotency_key, subscription and metric",
+            400,
+        )
+    return _batch_items(payload)
+
+
+def _batch_items(payload: dict) -> Reply | list:
+    """The items of ``{"events": [...]}``, or why the batch is refused."""
     if len(payload) > 1:
         extra = ", ".join(shown(k) for k in sorted(payload) if k != "events")
         return error_response(
@@ -794,3 +1049,60 @@ RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 ERROR_SCHEMA = error_schema("UsageError", ENVELOPE_CODES, _COUNTS, RESULT_SCHEMA)
+
+CANCEL_EVENT_SCHEMA = CANCEL_FIELDS.schema(
+    "CancelEvent", "The identity of one stored usage event to cancel."
+)
+
+CANCEL_REQUEST_SCHEMA: dict[str, Any] = {
+    "title": "CancelRequest",
+    "description": f"A batch of 1 to {MAX_EVENTS} events to cancel. Bodies over"
+    f" {MAX_BODY_BYTES} bytes answer 413.",
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_EVENTS,
+            "items": CANCEL_EVENT_SCHEMA,
+        }
+    },
+    "additionalProperties": False,
+}
+
+CANCEL_RESULT_SCHEMA: dict[str, Any] = {
+    "title": "CancelResult",
+    "type": "object",
+    "required": ["idempotency_key", "status"],
+    "properties": {
+        "idempotency_key": RESULT_SCHEMA["properties"]["idempotency_key"],
+        "status": {
+            "type": "string",
+            "enum": list(CANCEL_STATUSES),
+            "description": "cancelled; duplicate when it was already cancelled.",
+        },
+        "error": error_detail_schema(CANCEL_CODES),
+    },
+    "additionalProperties": False,
+}
+
+_CANCEL_COUNTS = counts_schema(("cancelled", "duplicates", "rejected"))
+
+CANCEL_RESPONSE_SCHEMA: dict[str, Any] = {
+    "title": "CancelResponse",
+    "description": "At least one event was cancelled or already cancelled;"
+    " results are in request order.",
+    "type": "object",
+    "required": ["status", *_CANCEL_COUNTS, "results"],
+    "properties": {
+        "status": {"const": "ok"},
+        **_CANCEL_COUNTS,
+        "results": {"type": "array", "items": CANCEL_RESULT_SCHEMA},
+    },
+    "additionalProperties": False,
+}
+
+CANCEL_ERROR_SCHEMA = error_schema(
+    "CancelError", ENVELOPE_CODES, _CANCEL_COUNTS, CANCEL_RESULT_SCHEMA
+)

@@ -7,7 +7,9 @@ from odoo.http import request
 from ..core import usage
 
 # Routes called by the apps: their clients parse JSON, never Odoo's HTML pages.
-SERVICE_API_PATHS = frozenset({"/usage", "/usage/openapi.json", "/reconciliation"})
+SERVICE_API_PATHS = frozenset(
+    {"/usage", "/usage/cancel", "/usage/openapi.json", "/reconciliation"}
+)
 INTERNAL_ERROR = "internal_error"
 _HTTP_ERROR_CODES = {
     400: usage.INVALID_PAYLOAD,

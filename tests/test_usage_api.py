@@ -47,8 +47,10 @@ def generate_key(env, service, user, expiration_date=None):
     return wizard.action_generate()["context"]["default_key"]
 
 
-@tagged("post_install", "-at_install")
-class TestUsageApi(FusionBillingCase, HttpCase):
+class UsageApiCase(FusionBillingCase, HttpCase):
+    """The fixtures of FusionBillingCase, an API key of the service, and a second
+    service reusing its references; helpers to call the API as an app does."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -83,22 +85,37 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         event.update(values)
         return {name: value for name, value in event.items() if value is not None}
 
-    def post(self, body, key=None, content_type=JSON, method="POST", headers=None):
+    def post(
+        self,
+        body,
+        key=None,
+        content_type=JSON,
+        method="POST",
+        *,
+        headers=None,
+        path="/usage",
+    ):
         self.env.flush_all()
         sent = {"Content-Type": content_type} if content_type else {}
         if key is not False:
             sent["Authorization"] = f"Bearer {key or self.key}"
         sent.update(headers or {})
         data = body if isinstance(body, (bytes, str, Iterator)) else json.dumps(body)
-        response = self.url_open("/usage", data=data, headers=sent, method=method)
+        response = self.url_open(path, data=data, headers=sent, method=method)
         self.env.invalidate_all()
         return response
 
     def stored(self, **domain):
+        """Events of the test services (the demo data has its own)."""
         return (
             self.env["fusion.billing.usage.event"]
             .sudo()
-            .search([(name, "=", value) for name, value in domain.items()])
+            .search(
+                [
+                    ("service_id", "in", (self.service | self.service_b).ids),
+                    *((name, "=", value) for name, value in domain.items()),
+                ]
+            )
         )
 
     def assertJsonAnswer(self, response, status):
@@ -126,6 +143,9 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         self.assertEqual(len(self.stored()), count)
         return body["results"][0]
 
+
+@tagged("post_install", "-at_install")
+class TestUsageApi(UsageApiCase):
     # --- accepted events --------------------------------------------------------------
 
     def test_single_event_is_stored_exactly(self):
@@ -427,12 +447,12 @@ class TestUsageApi(FusionBillingCase, HttpCase):
         # A's subscription, customer and metric do not exist for B's key.
         for event, code in (
             (
-                self.event(subscription="sub_b", customer="cus_b"),
+                self.event("evt-2", subscription="sub_b", customer="cus_b"),
                 "unknown_subscription",
             ),
-            (self.event(customer="cus_b"), "unknown_customer"),
-            (self.event(metric="storage_gb"), "unknown_metric"),
-            (self.event(customer="cus_only_b"), "customer_mismatch"),
+            (self.event("evt-2", customer="cus_b"), "unknown_customer"),
+            (self.event("evt-2", metric="storage_gb"), "unknown_metric"),
+            (self.event("evt-2", customer="cus_only_b"), "customer_mismatch"),
         ):
             body = self.assertError(
                 self.post(event, key=self.key_b), 400, usage.ALL_REJECTED
@@ -877,3 +897,109 @@ class TestConcurrentIngestion(TransactionCase):
                 [self.service_id],
             )
             self.assertEqual(cr.fetchall(), [("k1", 1), ("k2", 2), ("k3", 1)])
+
+    def _cancel(self, cr, keys):
+        env = api.Environment(cr, self.user_id, {}, su=True)
+        service = env["fusion.billing.service"].browse(self.service_id)
+        return env["fusion.billing.usage.event"]._cancel(
+            service,
+            [
+                {"idempotency_key": key, "subscription": "s", "metric": "api_calls"}
+                for key in keys
+            ],
+        )
+
+    def _store_committed(self, *keys):
+        timestamp = iso(datetime.now(timezone.utc) - timedelta(hours=1))
+        with closing(self.database.cursor()) as cr:
+            results = self._ingest(
+                cr,
+                [
+                    {
+                        "idempotency_key": key,
+                        "subscription": "s",
+                        "customer": "c",
+                        "metric": "api_calls",
+                        "timestamp": timestamp,
+                    }
+                    for key in keys
+                ],
+            )
+            cr.commit()  # pylint: disable=invalid-commit
+        self.assertEqual({r["status"] for r in results}, {usage.ACCEPTED})
+
+    def _claim_subscription(self, cr):
+        """Lock the subscription as the rating cron claims it."""
+        cr.execute(
+            "SELECT id FROM fusion_billing_subscription WHERE service_id = %s"
+            " FOR UPDATE SKIP LOCKED",
+            [self.service_id],
+        )
+        return cr.fetchall()
+
+    def test_the_rating_claim_skips_a_subscription_being_cancelled(self):
+        self._store_committed("k1")
+        with (
+            closing(self.database.cursor()) as first,
+            closing(self.database.cursor()) as second,
+        ):
+            results = self._cancel(first, ["k1"])
+            self.assertEqual(results[0]["status"], usage.CANCELLED)
+            self.assertEqual(self._claim_subscription(second), [], "skipped")
+            first.commit()
+            self.assertEqual(len(self._claim_subscription(second)), 1)
+        with closing(self.database.cursor()) as cr:
+            cr.execute(
+                "SELECT cancelled FROM fusion_billing_usage_event"
+                " WHERE service_id = %s",
+                [self.service_id],
+            )
+            self.assertEqual(cr.fetchall(), [(True,)])
+
+    def test_a_cancellation_racing_a_close_is_retried_on_the_closed_period(self):
+        """The close locked the subscription after the cancellation's snapshot:
+        the cancellation waits, fails to serialize, and its retry finds the
+        period closed. Cancelling from the stale snapshot would cancel an event
+        the close has just billed."""
+        self._store_committed("k1")
+        outcome = {}
+        with (
+            closing(self.database.cursor()) as first,
+            closing(self.database.cursor()) as second,
+        ):
+            first.execute("SELECT 1")  # the request's snapshot
+            self.assertTrue(self._claim_subscription(second))
+            tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+            second.execute(
+                "UPDATE fusion_billing_subscription SET last_invoice_date = %s,"
+                " next_invoice_date = %s WHERE service_id = %s",
+                [tomorrow, tomorrow + timedelta(days=30), self.service_id],
+            )
+
+            def cancel():
+                env = api.Environment(first, self.user_id, {}, su=True)
+                try:
+                    outcome["results"] = retrying(
+                        lambda: self._cancel(first, ["k1"]), env
+                    )
+                    first.commit()
+                except Exception as error:  # reported by the assertion below
+                    outcome["error"] = error
+
+            thread = threading.Thread(target=cancel)
+            self.enterContext(mute_logger("odoo.sql_db"))
+            thread.start()
+            thread.join(1)
+            self.assertTrue(thread.is_alive(), "the cancellation waits for the close")
+            second.commit()
+            thread.join(30)
+            self.assertFalse(thread.is_alive())
+        self.assertNotIn("error", outcome)
+        self.assertEqual(outcome["results"][0]["error"]["code"], usage.PERIOD_CLOSED)
+        with closing(self.database.cursor()) as cr:
+            cr.execute(
+                "SELECT cancelled FROM fusion_billing_usage_event"
+                " WHERE service_id = %s",
+                [self.service_id],
+            )
+            self.assertEqual(cr.fetchall(), [(False,)])

@@ -10,7 +10,7 @@ import pytest
 from core import openapi, reconciliation, usage
 
 ERROR_STATUSES = {"400", "401", "405", "413", "415"}
-ROUTES = ("/usage", "/reconciliation")
+ROUTES = ("/usage", "/usage/cancel", "/reconciliation")
 JSON = "application/json"
 
 
@@ -91,6 +91,21 @@ def test_schemas_are_the_enforced_ones(document):
     assert schemas["UsageEvent"] == usage.EVENT_SCHEMA
     assert schemas["UsageRequest"] == usage.REQUEST_SCHEMA
     assert schemas["ReconciliationRequest"] == reconciliation.REQUEST_SCHEMA
+    assert schemas["CancelRequest"] == usage.CANCEL_REQUEST_SCHEMA
+    cancel_result = schemas["CancelResponse"]["properties"]["results"]["items"]
+    assert cancel_result["properties"]["status"]["enum"] == [
+        "cancelled",
+        "duplicate",
+        "rejected",
+    ]
+    assert cancel_result["properties"]["error"]["properties"]["code"]["enum"] == [
+        "invalid_event",
+        "unknown_event",
+        "period_closed",
+    ]
+    assert schemas["CancelError"]["properties"]["error"]["properties"]["code"][
+        "enum"
+    ] == list(usage.ENVELOPE_CODES)
     assert schemas["UsageError"]["properties"]["error"]["properties"]["code"][
         "enum"
     ] == list(usage.ENVELOPE_CODES)
@@ -103,6 +118,13 @@ def test_request_examples_pass_the_real_validation(document):
         items = usage.parse_request(raw, "application/json")
         assert all(
             isinstance(usage.validate_event(item), usage.UsageEvent) for item in items
+        )
+    cancel_body = document["paths"]["/usage/cancel"]["post"]["requestBody"]
+    for example in cancel_body["content"]["application/json"]["examples"].values():
+        raw = json.dumps(example["value"]).encode()
+        items = usage.parse_cancel_request(raw, "application/json")
+        assert all(
+            isinstance(usage.validate_cancel(item), usage.CancelEvent) for item in items
         )
     rec_body = document["paths"]["/reconciliation"]["post"]["requestBody"]
     for example in rec_body["content"]["application/json"]["examples"].values():
@@ -211,6 +233,7 @@ def test_operations_are_named_and_need_a_body(document):
     operations = [document["paths"][route]["post"] for route in ROUTES]
     assert [op["operationId"] for op in operations] == [
         "postUsage",
+        "cancelUsage",
         "postReconciliation",
     ]
     for operation in operations:

@@ -1,6 +1,7 @@
 """Tests of POST /usage body validation (core.usage)."""
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -48,6 +49,24 @@ def spec_path(item):
 BOTH_PATHS = pytest.mark.parametrize(
     "validate", [usage.validate_event, spec_path], ids=["validate_event", "specs"]
 )
+
+
+MAX_BYTES = usage.MAX_PROPERTIES_BYTES
+
+
+def nested(levels, array=False):
+    """An object ``levels`` deep (itself level 1), the levels inside alternating
+    arrays and objects when ``array``."""
+    node = {}
+    for level in range(levels - 2):
+        node = [node] if array and level % 2 == 0 else {"a": node}
+    return {"a": node}
+
+
+def sized(size):
+    """An object of exactly ``size`` bytes as compact UTF-8 JSON."""
+    base = len('{"k":""}')
+    return {"k": "x" * (size - base)}
 
 
 # --- Envelope --------------------------------------------------------------------
@@ -102,6 +121,13 @@ ENVELOPE_ERRORS = [
     ("duplicate member", b'{"quantity": 1, "quantity": 2}', JSON, 400, "invalid_json"),
     ("deep nesting", b"[" * 100_000, JSON, 400, usage.INVALID_JSON),
     ("5000-digit int", b"1" * 5000, JSON, 400, usage.INVALID_JSON),
+    (
+        "exponent past Decimal",
+        b'{"quantity": 1e99999999999999999999}',
+        JSON,
+        400,
+        "invalid_json",
+    ),
     ("top-level array", b"[]", JSON, 400, usage.INVALID_PAYLOAD),
     ("array of events", body([GOOD_EVENT]), JSON, 400, usage.INVALID_PAYLOAD),
     ("top-level string", b'"event"', JSON, 400, usage.INVALID_PAYLOAD),
@@ -234,6 +260,21 @@ INVALID_EVENTS = [
     ("quantity 10**400", event(quantity=10**400), "quantity"),
     ("quantity inf (1e400)", event(quantity=float("inf")), "quantity"),
     ("quantity nan", event(quantity=float("nan")), "quantity"),
+    ("quantity 5e-324", event(quantity=Decimal("5E-324")), "12 decimal places"),
+    ("quantity float 5e-324", event(quantity=5e-324), "12 decimal places"),
+    ("quantity 13 places", event(quantity=Decimal("0.0000000000001")), "12 decimal"),
+    (
+        "quantity 30 places",
+        event(quantity=Decimal("0.123456789012345678901234567890")),
+        "12 decimal places",
+    ),
+    ("quantity float 1/3", event(quantity=1 / 3), "12 decimal places"),
+    (
+        "quantity just over 1e15",
+        event(quantity=Decimal("1E15") + Decimal("1E-12")),
+        "at most",
+    ),
+    ("quantity 1e400", event(quantity=Decimal("1E+400")), "at most"),
     ("timestamp missing", event(timestamp=...), "timestamp: is required"),
     ("timestamp number", event(timestamp=1700000000), "timestamp"),
     ("timestamp date only", event(timestamp="2025-03-01"), "timestamp"),
@@ -261,6 +302,15 @@ INVALID_EVENTS = [
     ("properties NUL key", event(properties={"\x00": 1}), "properties"),
     ("properties surrogate", event(properties={"a": ["\udfff"]}), "properties"),
     ("properties inf", event(properties={"a": [{"b": float("inf")}]}), "properties"),
+    ("properties 33 objects", event(properties=nested(33)), "32 levels"),
+    (
+        "properties 33 with arrays",
+        event(properties=nested(33, array=True)),
+        "32 levels",
+    ),
+    ("properties 16 KiB + 1", event(properties=sized(MAX_BYTES + 1)), "16384 bytes"),
+    ("properties 1e999999", event(properties={"n": Decimal("1e999999")}), "bytes"),
+    ("properties not JSON", event(properties={"a": {1, 2}}), "JSON values"),
     ("unknown field typo", event(quantiy=5), "quantiy"),
     ("unknown field", event(events=[]), "unknown field"),
 ]
@@ -278,6 +328,20 @@ def test_invalid_events(item, expected):
     assert outcome["error"]["code"] == usage.INVALID_EVENT
     assert expected in outcome["error"]["message"]
     json.dumps(outcome, ensure_ascii=False).encode()  # always sendable
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        event(quantity=Decimal("NaN")),
+        event(quantity=Decimal("-Infinity")),
+        event(properties={"a": [Decimal("sNaN")]}),
+    ],
+)
+def test_non_finite_decimals_of_python_callers_are_invalid(item):
+    outcome = usage.validate_event(item)
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert "finite" in outcome["error"]["message"]
 
 
 def test_rejected_result_echoes_string_keys_only():
@@ -310,16 +374,68 @@ def test_good_event():
         metric="api_calls",
         quantity=Decimal(3),
         timestamp=datetime(2025, 3, 1, 12, tzinfo=UTC),
-        properties={"region": "eu"},
+        properties='{"region":"eu"}',
     )
 
 
 def test_defaults_quantity_one_and_empty_properties():
-    first = usage.validate_event(event(quantity=..., properties=...))
-    second = usage.validate_event(event(quantity=..., properties=...))
-    assert first.quantity == Decimal(1)
-    assert first.properties == {}
-    assert first.properties is not second.properties  # no shared mutable default
+    outcome = usage.validate_event(event(quantity=..., properties=...))
+    assert outcome.quantity == Decimal(1)
+    assert outcome.properties == "{}"
+
+
+def parsed_quantity(text):
+    """The quantity of an event whose JSON body writes it as ``text``."""
+    raw = json.dumps(event(quantity=0)).replace('"quantity": 0', f'"quantity": {text}')
+    (item,) = usage.parse_request(raw.encode(), JSON)
+    return usage.validate_event(item)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.1", "0.1"),
+        ("0.000000000001", "1E-12"),
+        ("1e-12", "1E-12"),
+        ("1E+2", "1E+2"),
+        ("999999999999999.999999999999", "999999999999999.999999999999"),
+        ("1000000000000000", "1000000000000000"),
+        ("1e15", "1E+15"),
+        ("0.123456789012", "0.123456789012"),
+        # Trailing zeros past the 12th place are no finer a quantity.
+        ("1.50000000000000000000", "1.500000000000"),
+        ("-0.0", "0.0"),
+        ("0e-400", "0"),
+    ],
+)
+def test_json_quantities_are_read_as_exact_decimals(text, expected):
+    outcome = parsed_quantity(text)
+    assert str(outcome.quantity) == expected
+    assert outcome.quantity == Decimal(expected)
+    assert not outcome.quantity.is_signed()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("5e-324", "at most 12 decimal places"),
+        ("0.123456789012345678901234567890", "at most 12 decimal places"),
+        ("0.0000000000001", "at most 12 decimal places"),
+        ("1000000000000000.000000000001", "at most 1000000000000000"),
+        ("1e400", "at most 1000000000000000"),
+        ("-1e-400", "at least 0"),
+    ],
+)
+def test_json_quantities_too_fine_or_too_large_are_invalid(text, message):
+    outcome = parsed_quantity(text)
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert message in outcome["error"]["message"]
+
+
+def test_reconciliation_amounts_are_exact_decimals_too():
+    number = usage.Number(minimum=-(10**15), maximum=10**15)
+    (item,) = json.loads("[0.123456789012345678901234567890]", parse_float=Decimal)
+    assert number.check(item) == Decimal("0.123456789012345678901234567890")
 
 
 @pytest.mark.parametrize(
@@ -378,14 +494,78 @@ def test_good_keys(key):
     assert usage.validate_event(event(idempotency_key=key)).idempotency_key == key
 
 
-def test_nested_properties_kept_as_sent():
-    properties = {"user": "u1", "tags": ["a", {"b": None}], "n": 1.5, "big": 10**30}
-    assert usage.validate_event(event(properties=properties)).properties is properties
+def test_properties_are_kept_as_compact_exact_json():
+    raw = (
+        r'{"user": "u1", "tags": ["a", {"b": null, "t": true}], "n": 1.50,'
+        r' "big": 100000000000000000000000000000,'
+        r' "x": 0.123456789012345678901234567890,'
+        r' "e": 1e-7, "s": "\u00e9\"\\\n\u0001"}'
+    )
+    text = usage.validate_event(
+        event(properties=json.loads(raw, parse_float=Decimal))
+    ).properties
+    assert text == (
+        '{"user":"u1","tags":["a",{"b":null,"t":true}],"n":1.50,'
+        '"big":100000000000000000000000000000,"x":0.123456789012345678901234567890,'
+        r'"e":1E-7,"s":"é\"\\\n\u0001"}'
+    )
+    assert json.loads(text, parse_float=Decimal) == json.loads(raw, parse_float=Decimal)
 
 
-def test_deep_properties_do_not_overflow_the_stack():
+@pytest.mark.parametrize(
+    ("properties", "valid"),
+    [
+        (nested(32), True),
+        (nested(33), False),
+        (nested(32, array=True), True),
+        (nested(33, array=True), False),
+        ({"a": [[[]]]}, True),  # 4 levels
+        (sized(MAX_BYTES), True),
+        (sized(MAX_BYTES + 1), False),
+        # UTF-8 bytes, not characters: "é" is 2 bytes.
+        ({"k": "é" * ((MAX_BYTES - 8) // 2)}, True),
+        ({"k": "é" * ((MAX_BYTES - 8) // 2 + 1)}, False),
+        # Escapes count as sent: a newline is 2 bytes (\n), a control 6.
+        ({"k": "\n" * ((MAX_BYTES - 8) // 2)}, True),
+        ({"k": "\n" * ((MAX_BYTES - 8) // 2 + 1)}, False),
+        # Numbers count written out in full.
+        ({"n": Decimal(f"1e{MAX_BYTES - 7}")}, True),
+        ({"n": Decimal(f"1e{MAX_BYTES - 6}")}, False),
+        ({"n": Decimal(f"1e-{MAX_BYTES - 8}")}, True),
+        ({"n": Decimal(f"1e-{MAX_BYTES - 7}")}, False),
+        # Many small members add up.
+        ({str(n): [] for n in range(2000)}, False),
+        ({"a": [{}] * 5459}, True),  # 3 * 5459 + 7 = 16384 bytes
+        ({"a": [{}] * 5460}, False),
+    ],
+)
+def test_properties_depth_and_size_limits(properties, valid):
+    outcome = usage.validate_event(event(properties=properties))
+    if valid:
+        assert isinstance(outcome, usage.UsageEvent), outcome
+        text = outcome.properties
+        assert len(text.encode()) <= MAX_BYTES
+        assert json.loads(text, parse_float=Decimal) == properties
+    else:
+        assert outcome["error"]["code"] == usage.INVALID_EVENT
+        assert outcome["error"]["message"].startswith("properties: must")
+
+
+def test_huge_properties_are_refused_without_reading_them_whole():
+    # 5 MiB of small members: the walk stops at the first 16 KiB.
+    raw = b'{"a": [' + b"{}," * (usage.MAX_BODY_BYTES // 3 - 10) + b"{}]}"
+    properties = json.loads(raw)
+    started = time.perf_counter()
+    outcome = usage.validate_event(event(properties=properties))
+    elapsed = time.perf_counter() - started
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert elapsed < 0.05, f"{elapsed:.3f} s"
+
+
+def test_deep_properties_are_refused_without_recursion():
     deep = json.loads("[" * 900 + "]" * 900)  # as deep as json.loads allows here
-    assert usage.validate_event(event(properties={"d": deep})).properties["d"] == deep
+    outcome = usage.validate_event(event(properties={"d": deep}))
+    assert "32 levels" in outcome["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -435,8 +615,10 @@ def test_type_names_as_the_client_wrote_them():
         "an array",
         "an object",
     ]
+    # JSON numbers with a fraction or exponent are read as Decimal.
+    assert usage.json_type_name(Decimal("1.5")) == "a number"
     # Not a JSON type: Python callers get the class name.
-    assert usage.json_type_name(Decimal(1)) == "Decimal"
+    assert usage.json_type_name(b"") == "bytes"
     assert usage.validate_event(("evt",))["error"]["message"] == (
         "expected an object, not tuple"
     )
@@ -476,16 +658,51 @@ def test_published_answer_schemas_are_closed(schema, answer):
 # --- Window and summary ----------------------------------------------------------
 
 
-def test_check_timestamp_window_edges():
+def test_window_edges():
     start = datetime(2025, 3, 1, tzinfo=UTC)
     now = datetime(2025, 3, 10, 12, tzinfo=UTC)
     tick = timedelta(microseconds=1)
     in_future = now + usage.FUTURE_TOLERANCE
-    assert usage.check_timestamp(start, start, now) is None
-    assert usage.check_timestamp(start - tick, start, now) == "timestamp_out_of_window"
-    assert usage.check_timestamp(in_future, start, now) is None
-    assert usage.check_timestamp(in_future + tick, start, now) == (
-        usage.TIMESTAMP_OUT_OF_WINDOW
+    assert usage.window_refusal(start, start, now) is None
+    assert "open period start" in usage.window_refusal(start - tick, start, now)
+    assert usage.window_refusal(in_future, start, now) is None
+    assert "5 minutes" in usage.window_refusal(in_future + tick, start, now)
+
+
+def test_window_after_the_period_end_is_open_until_the_end_date():
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    now = datetime(2025, 4, 1, 0, 30, tzinfo=UTC)  # the period ended, not closed
+    end = datetime(2025, 4, 1, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    assert usage.window_refusal(end - tick, start, now) is None
+    assert usage.window_refusal(end - tick, start, now, end=end) is None
+    assert "end" in usage.window_refusal(end, start, now, end=end)
+    assert "end" in usage.window_refusal(now, start, now, end=end)
+
+
+def test_window_for_late_usage_under_adjust():
+    subscription_start = datetime(2025, 1, 15, tzinfo=UTC)
+    period_start = datetime(2025, 3, 1, tzinfo=UTC)
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    late = usage.late_usage_start(subscription_start, now, 35)
+    assert late == now - timedelta(days=35)  # counted from now, not the period
+    assert usage.window_refusal(late, period_start, now, late_start=late) is None
+    assert "late usage" in usage.window_refusal(
+        late - tick, period_start, now, late_start=late
+    )
+    # Never before the subscription start.
+    late = usage.late_usage_start(subscription_start, now, 365)
+    assert late == subscription_start
+    assert usage.window_refusal(late, period_start, now, late_start=late) is None
+    assert usage.window_refusal(late - tick, period_start, now, late_start=late)
+    # Late days shorter than the open period's age: the open period still counts.
+    late = usage.late_usage_start(subscription_start, now, 0)
+    assert (
+        usage.window_refusal(period_start, period_start, now, late_start=late) is None
+    )
+    assert "open period start" in usage.window_refusal(
+        period_start - tick, period_start, now, late_start=late
     )
 
 
@@ -582,7 +799,8 @@ def test_parse_request_never_raises(raw, content_type):
 
 
 @given(
-    st.floats(min_value=0, max_value=1e15) | st.integers(min_value=0, max_value=10**15),
+    st.decimals(min_value=0, max_value=10**15, places=12)
+    | st.integers(min_value=0, max_value=10**15),
     st.datetimes(
         min_value=datetime(1970, 1, 2),
         max_value=datetime(9999, 12, 30),
@@ -590,14 +808,16 @@ def test_parse_request_never_raises(raw, content_type):
     ),
 )
 def test_valid_events_round_trip(quantity, moment):
-    outcome = usage.validate_event(
-        event(quantity=quantity, timestamp=moment.isoformat())
+    raw = json.dumps(event(quantity=0, timestamp=moment.isoformat())).replace(
+        '"quantity": 0', f'"quantity": {quantity}'
     )
+    (item,) = usage.parse_request(raw.encode(), JSON)
+    outcome = usage.validate_event(item)
     if moment.utcoffset() % timedelta(minutes=1):
         # isoformat() then writes offset seconds, which RFC 3339 does not have.
         assert isinstance(outcome, dict)
         return
-    assert float(outcome.quantity) == quantity
+    assert outcome.quantity == quantity
     # Via astimezone: PEP 495 makes DST-gap times compare unequal across zones.
     assert outcome.timestamp == moment.astimezone(UTC)
 
@@ -610,6 +830,16 @@ def test_valid_events_round_trip(quantity, moment):
 SEMANTIC_ONLY = {
     "key lone surrogate",
     "quantity nan",
+    "quantity 5e-324",
+    "quantity float 5e-324",
+    "quantity 13 places",
+    "quantity 30 places",
+    "quantity float 1/3",
+    "properties 33 objects",
+    "properties 33 with arrays",
+    "properties 16 KiB + 1",
+    "properties 1e999999",
+    "properties not JSON",
     "timestamp newline",
     "timestamp feb 30",
     "timestamp hour 24",
@@ -693,11 +923,33 @@ _timestamps = st.one_of(
 _quantities = st.one_of(
     st.integers(min_value=-5, max_value=10**16),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0, 1, 10**15, 10**15 + 1, 1e15, -0.0, True, None, "3"]),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.decimals(min_value=0, max_value=10**15 + 1, places=14),
+    st.sampled_from(
+        [0, 1, 10**15, 10**15 + 1, 1e15, -0.0, True, None, "3"]
+        + [Decimal(text) for text in ("-0", "-0.0", "1E-12", "5E-324", "1.5000")]
+        + [Decimal(text) for text in ("1E+15", "1E+16", "0E-20", "sNaN")]
+    ),
 )
 _properties = st.one_of(
-    st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=5))),
-    st.sampled_from([{"k": "a\u0000"}, {"k": float("nan")}, [], "x", None]),
+    st.dictionaries(
+        st.text(max_size=5),
+        st.one_of(st.integers(), st.text(max_size=5), st.decimals(allow_nan=False)),
+    ),
+    st.sampled_from(
+        [
+            {"k": "a\u0000"},
+            {"k": float("nan")},
+            {"k": Decimal("1e999999")},
+            nested(32),
+            nested(33),
+            sized(MAX_BYTES),
+            sized(MAX_BYTES + 1),
+            [],
+            "x",
+            None,
+        ]
+    ),
 )
 
 
@@ -790,3 +1042,70 @@ def test_plain_event_path_agrees_with_the_field_specs(  # noqa: PLR0917
         pytest.fail(f"fast path accepted what the specs refuse: {error}")
     assert fast == expected
     assert fast.timestamp.tzinfo == timezone.utc
+
+
+# --- POST /usage/cancel ----------------------------------------------------------
+
+CANCEL_ITEM = {"idempotency_key": "evt-1", "subscription": "sub_1", "metric": "m"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (CANCEL_ITEM, usage.INVALID_PAYLOAD),  # a batch only
+        ([CANCEL_ITEM], usage.INVALID_PAYLOAD),
+        ({"events": []}, usage.INVALID_PAYLOAD),
+        ({"events": CANCEL_ITEM}, usage.INVALID_PAYLOAD),
+        ({"events": [CANCEL_ITEM], "all": True}, usage.INVALID_PAYLOAD),
+        ({"events": [CANCEL_ITEM] * 1001}, usage.TOO_MANY_EVENTS),
+    ],
+)
+def test_cancel_envelope_errors(payload, code):
+    reply = usage.parse_cancel_request(body(payload), JSON)
+    assert reply.http_status == 400
+    assert reply.body["error"]["code"] == code
+
+
+def test_cancel_batch_of_1000_is_read():
+    items = usage.parse_cancel_request(body({"events": [CANCEL_ITEM] * 1000}), JSON)
+    assert items == [CANCEL_ITEM] * 1000
+    assert usage.validate_cancel(CANCEL_ITEM) == usage.CancelEvent(
+        "evt-1", "sub_1", "m"
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({**CANCEL_ITEM, "idempotency_key": ""}, "idempotency_key"),
+        ({**CANCEL_ITEM, "subscription": None}, "subscription"),
+        ({"idempotency_key": "evt-1", "subscription": "sub_1"}, "metric: is required"),
+        ({**CANCEL_ITEM, "quantity": 1}, "unknown field 'quantity'"),
+        ("evt-1", "expected an object"),
+    ],
+)
+def test_invalid_cancellations(item, expected):
+    outcome = usage.validate_cancel(item)
+    assert outcome["status"] == usage.REJECTED
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert expected in outcome["error"]["message"]
+
+
+def test_build_cancel_response():
+    cancelled = usage.result("a", usage.CANCELLED)
+    duplicate = usage.result("b", usage.DUPLICATE)
+    closed = usage.rejected("c", usage.PERIOD_CLOSED, "closed")
+    status, reply_body = usage.build_cancel_response([cancelled, closed, duplicate])
+    assert status == 200
+    assert reply_body == {
+        "status": "ok",
+        "cancelled": 1,
+        "duplicates": 1,
+        "rejected": 1,
+        "results": [cancelled, closed, duplicate],
+    }
+    assert usage.build_cancel_response([duplicate]).http_status == 200
+    status, reply_body = usage.build_cancel_response([closed])
+    assert status == 400
+    assert reply_body["error"]["code"] == usage.ALL_REJECTED
+    assert (reply_body["cancelled"], reply_body["rejected"]) == (0, 1)
