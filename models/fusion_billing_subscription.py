@@ -425,7 +425,9 @@ class FusionBillingSubscription(models.Model):
     def _update_period_invoice(self, period, invoice, rated_lines):
         """Bring the draft ``invoice`` in line with ``rated_lines``: a line
         per key, updated in place (to zero too); no new line for a zero
-        amount; untouched when nothing changed."""
+        amount; untouched when nothing changed. The line of a charge no longer
+        in force (replaced by a custom price, say) goes; the minimum
+        commitment's belongs to the period's close."""
         self.ensure_one()
         existing = {
             line._fusion_rated_key(): line
@@ -441,6 +443,12 @@ class FusionBillingSubscription(models.Model):
                     commands.append(Command.create(values))
             elif self._line_differs(line, values):
                 commands.append(Command.update(line.id, values))
+        rated_keys = {rated.key for rated in rated_lines}
+        commands += [
+            Command.unlink(line.id)
+            for key, line in existing.items()
+            if key not in rated_keys and key != MINIMUM
+        ]
         if commands:
             invoice.write({"invoice_line_ids": commands})
 
@@ -485,8 +493,11 @@ class FusionBillingSubscription(models.Model):
             return invoice
         rounding = to_decimal(period.plan.currency_id.rounding)
         if minimum := self._prepare_minimum_line(period, invoice, rounding):
-            if invoice:
-                self._update_period_invoice(period, invoice, [minimum])
+            values = self._prepare_invoice_line_values(period, minimum)
+            if line := invoice.invoice_line_ids.filtered("fusion_is_minimum"):
+                invoice.write({"invoice_line_ids": [Command.update(line.id, values)]})
+            elif invoice and minimum.amount:
+                invoice.write({"invoice_line_ids": [Command.create(values)]})
             elif minimum.amount:
                 invoice = self.env["account.move"].create(
                     self._prepare_invoice_values(period, [minimum])

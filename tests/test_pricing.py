@@ -356,6 +356,22 @@ class TestPricingRating(FusionBillingCase):
         self.assertEqual(y_invoice.amount_untaxed, 59.0)
         self.assertEqual(self.sub_x.estimated_amount, 50.0)
 
+    def test_own_price_added_mid_period_replaces_the_plan_line(self):
+        self._event(self.sub_x, 1000, date(2026, 1, 10))
+        self._rate(date(2026, 1, 11))
+        invoice = self._invoices(self.sub_x)
+        self.assertEqual(invoice.invoice_line_ids.fusion_charge_id, self.charge_p)
+        own = self._create_charge(
+            self.plan_p,
+            self.metric_calls,
+            "standard",
+            unit_price=0.02,
+            subscription_id=self.sub_x.id,
+        )
+        self._rate(date(2026, 1, 12))
+        self.assertEqual(invoice.invoice_line_ids.fusion_charge_id, own)
+        self.assertEqual(invoice.amount_untaxed, 20.0)
+
     def test_own_price_stops_with_the_plan_it_was_made_for(self):
         other_plan = self.plan_p.copy({"code": "fb_payg_2"})
         self._create_charge(
