@@ -51,27 +51,55 @@ statuses="$work/statuses"
     'index($1, prefix) == 1 { sub(/:$/, "", $1); print $1, $2 }' >"$statuses"
 echo "Checking $(grep -cv ' killed$\| timeout$' "$statuses") survivors again against" \
     "${tests[*]}"
-total=0
-killed=0
-while read -r name status; do
-    total=$((total + 1))
-    if [ "$status" = killed ] || [ "$status" = timeout ]; then
-        killed=$((killed + 1))
+# One process for all the checks: each run starts from freshly imported modules.
+cd "$work"
+"$PYTHON" - "$module" "$statuses" "${tests[@]}" <<'EOF'
+import contextlib
+import io
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from mutmut.mutation.diff_apply import apply_mutant
+
+module, statuses, *tests = sys.argv[1:]
+source = Path("core", f"{module}.py")
+original = source.read_text()
+
+
+def hung(signum, frame):
+    raise TimeoutError("the mutant hung")
+
+
+signal.signal(signal.SIGALRM, hung)
+killed = total = 0
+for line in Path(statuses).read_text().splitlines():
+    name, status = line.split()
+    total += 1
+    if status in ("killed", "timeout"):
+        killed += 1
         continue
-    fi
-    cp "core/$module.py" "$work/core/$module.py"
-    if ! (cd "$work" && "$MUTMUT" apply "$name" >/dev/null 2>&1); then
-        echo "  not applicable: $name"
-        continue
-    fi
-    if (cd "$work" && timeout 300 "$PYTHON" -m pytest -x -q -p no:cacheprovider \
-        "${tests[@]}" >/dev/null 2>&1); then
-        echo "  $status: $name"
-    else
-        killed=$((killed + 1))
-    fi
-done <"$statuses"
-[ "$total" -gt 0 ] || { echo "no mutants found" >&2; exit 1; }
-awk -v module="$module" -v killed="$killed" -v total="$total" 'BEGIN {
-    printf "core/%s.py: %d of %d mutants killed, score %.1f%%\n", module, killed, total,
-        100 * killed / total }'
+    source.write_text(original)
+    apply_mutant(name)
+    for loaded in [loaded for loaded in sys.modules if loaded.split(".")[0] == "core"]:
+        del sys.modules[loaded]
+    signal.alarm(300)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exit_code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+    except TimeoutError:
+        exit_code = 1
+    finally:
+        signal.alarm(0)
+    if exit_code == 0:
+        print(f"  {status}: {name}", flush=True)
+    else:
+        killed += 1
+if not total:
+    sys.exit("no mutants found")
+print(
+    f"core/{module}.py: {killed} of {total} mutants killed,"
+    f" score {100 * killed / total:.1f}%"
+)
+EOF

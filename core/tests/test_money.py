@@ -1,5 +1,5 @@
 import doctest
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import pytest
 from hypothesis import given, settings
@@ -120,3 +120,21 @@ def test_round_money_is_nearest_multiple(amount, quantum):
 @settings(max_examples=300, deadline=None)
 def test_round_money_is_symmetric(amount, quantum):
     assert money.round_money(-amount, quantum) == -money.round_money(amount, quantum)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2.0000000000005", "2.000000000001"),  # half up, whatever the context
+        ("2.0000000000004999", "2.000000000000"),
+        ("-2.0000000000005", "-2.000000000001"),
+        ("999999999999999.9999999999995", "1000000000000000.000000000000"),
+        ("1.000000000001", "1.000000000001"),  # 12 places: as it is
+    ],
+)
+def test_bounded_quantity_rounds_half_up_in_any_context(value, expected):
+    with localcontext() as context:
+        context.prec = 4
+        context.rounding = ROUND_HALF_EVEN
+        bounded = money.bounded_quantity(value)
+    assert str(bounded) == expected
