@@ -30,6 +30,7 @@
         "views/fusion_billing_webhook_event_views.xml",
         "views/fusion_billing_reconciliation_views.xml",
         "views/account_move_views.xml",
+        "views/fusion_billing_overview_views.xml",
         "wizards/fusion_billing_api_key_wizard_views.xml",
         "wizards/fusion_billing_reconciliation_import_views.xml",
         "views/fusion_billing_menus.xml",

@@ -90,47 +90,79 @@ def _month_index(period: str) -> int:
 
 @dataclass(frozen=True)
 class PeriodSummary:
-    """The reconciliation statuses of one service's customers for one period."""
+    """The reconciliation statuses of one service's customers for one period.
+
+    ``billed``: some row of the period has an amount on either side.
+    """
 
     period: str
     statuses: tuple[str, ...]
+    billed: bool = True
+
+
+def matched_periods(
+    periods: Iterable[PeriodSummary],
+    required_consecutive: int,
+    latest_period: str | None = None,
+    open_period: str | None = None,
+) -> int:
+    """How far a service is on its way to cut over: the number of evidence
+    periods, counted back from ``latest_period`` (default: the latest given),
+    that are clean in a row, at most ``required_consecutive``.
+
+    Evidence is a closed month (before ``open_period``, the first month still
+    being billed) with billing on either side: a month where both sides are 0
+    (before any subscription, say) or without rows proves nothing and is
+    skipped. A period is clean when every row is ``match`` or ``resolved``.
+    Summaries of one period are merged.
+
+    >>> jan = PeriodSummary("2025-01", ("match", "match"))
+    >>> feb = PeriodSummary("2025-02", ("delta",))
+    >>> mar = PeriodSummary("2025-03", ("resolved",))
+    >>> matched_periods([jan, feb, mar], 3), matched_periods([jan, mar], 3)
+    (1, 2)
+    """
+    if required_consecutive < 1:
+        raise ValueError("required_consecutive must be at least 1")
+    by_month: dict[int, list[str]] = {}
+    billed: set[int] = set()
+    for summary in periods:
+        month = _month_index(summary.period)
+        by_month.setdefault(month, []).extend(summary.statuses)
+        if summary.billed:
+            billed.add(month)
+    last = _month_index(latest_period) if latest_period else max(by_month, default=-1)
+    if open_period is not None:
+        last = min(last, _month_index(open_period) - 1)
+    matched = 0
+    for month in sorted((m for m in billed if m <= last), reverse=True):
+        if matched == required_consecutive or any(
+            s not in (MATCH, RESOLVED) for s in by_month[month]
+        ):
+            break
+        matched += 1
+    return matched
 
 
 def is_ready(
     periods: Iterable[PeriodSummary],
     required_consecutive: int,
     latest_period: str | None = None,
+    open_period: str | None = None,
 ) -> bool:
-    """Whether a service may cut over from its own billing to Odoo.
-
-    Rule: take the ``required_consecutive`` calendar months ending at
-    ``latest_period`` (default: the latest period given). Ready when each of
-    those months has at least one reconciliation row and every row of it is
-    ``match`` or ``resolved``. A month without rows is a gap: no evidence, so
-    not ready. Summaries of one period are merged; months after the window are
-    ignored.
+    """Whether a service may cut over from its own billing to Odoo: its last
+    ``required_consecutive`` evidence periods (see ``matched_periods``) are
+    all clean.
 
     >>> jan = PeriodSummary("2025-01", ("match", "match"))
     >>> feb = PeriodSummary("2025-02", ("resolved",))
     >>> is_ready([jan, feb], 2), is_ready([jan, feb], 3)
     (True, False)
     """
-    if required_consecutive < 1:
-        raise ValueError("required_consecutive must be at least 1")
-    by_month: dict[int, list[str]] = {}
-    for summary in periods:
-        by_month.setdefault(_month_index(summary.period), []).extend(summary.statuses)
-    if latest_period is not None:
-        last = _month_index(latest_period)
-    elif by_month:
-        last = max(by_month)
-    else:
-        return False
-    for month in range(last - required_consecutive + 1, last + 1):
-        statuses = by_month.get(month)
-        if not statuses or any(s not in (MATCH, RESOLVED) for s in statuses):
-            return False
-    return True
+    return (
+        matched_periods(periods, required_consecutive, latest_period, open_period)
+        == required_consecutive
+    )
 
 
 # --- CSV import -------------------------------------------------------------------

@@ -19,3 +19,4 @@ from . import fusion_billing_webhook_event
 from . import ir_http
 from . import res_users
 from . import res_users_apikeys
+from . import fusion_billing_service_overview

@@ -1,6 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from collections import defaultdict
-
 from odoo import api, fields, models, tools
 from odoo.tools import SQL
 
@@ -56,9 +54,15 @@ class FusionBillingReconciliationSummary(models.Model):
         string="Ready to Cut Over",
         compute="_compute_cutover_ready",
         search="_search_cutover_ready",
-        help="As of this period: each of the service's last 'Periods Matched to Cut "
-        "Over' months up to this one has rows, and every row is matched or resolved.",
+        help="As of this period: the service's last 'Periods Matched to Cut Over' "
+        "closed months up to this one that had billing on either side have every "
+        "row matched or resolved. Months without billing and the month still open "
+        "are no evidence.",
     )
+    cutover_matched_periods = fields.Integer(
+        string="Matched Periods", compute="_compute_cutover_ready"
+    )
+    cutover_progress = fields.Char(string="Readiness", compute="_compute_cutover_ready")
 
     def init(self):
         tools.drop_view_if_exists(self.env.cr, self._table)
@@ -99,24 +103,22 @@ class FusionBillingReconciliationSummary(models.Model):
 
     @api.depends("service_id.cutover_required_periods", "period")
     def _compute_cutover_ready(self):
-        # The rule lives in the engine (core.reconciliation.is_ready); this only
-        # feeds it every period's statuses of the services shown.
-        history = defaultdict(list)
-        for service, period, statuses in self.env[
-            "fusion.billing.reconciliation"
-        ]._read_group(
-            [("service_id", "in", self.service_id.ids)],
-            ["service_id", "period"],
-            ["status:array_agg"],
-        ):
-            history[service].append(
-                reconciliation.PeriodSummary(period, tuple(statuses))
-            )
+        history = self.service_id._cutover_history()
+        open_period = fields.Date.context_today(self).strftime("%Y-%m")
         for summary in self:
-            summary.cutover_ready = reconciliation.is_ready(
+            required = max(summary.service_id.cutover_required_periods, 1)
+            matched = reconciliation.matched_periods(
                 history[summary.service_id],
-                max(summary.service_id.cutover_required_periods, 1),
+                required,
                 latest_period=summary.period,
+                open_period=open_period,
+            )
+            summary.cutover_matched_periods = matched
+            summary.cutover_ready = matched == required
+            summary.cutover_progress = self.env._(
+                "%(matched)s of %(required)s periods",
+                matched=matched,
+                required=required,
             )
 
     def _search_cutover_ready(self, operator, value):

@@ -9,3 +9,4 @@ from . import test_service_operations
 from . import test_usage_api
 from . import test_webhooks
 from . import test_usage_lifecycle
+from . import test_overview

@@ -5,7 +5,7 @@ from datetime import date
 
 from psycopg2 import IntegrityError
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tests.common import JsonRpcException
@@ -561,13 +561,14 @@ class TestReadiness(ReconciliationCase):
         self.service.cutover_required_periods = 3
         self.assertFalse(self._summaries().filtered("is_latest_period").cutover_ready)
 
-    def test_resolved_counts_and_a_gap_breaks_the_streak(self):
+    def test_resolved_counts_and_a_delta_breaks_the_streak(self):
         self.service.cutover_required_periods = 2
         self._period("2026-01", (100, 100), (130, 100))
         self._period("2026-03", (100, 100))
         latest = self._summaries().filtered("is_latest_period")
         self.assertEqual(latest.period, "2026-03")
-        self.assertFalse(latest.cutover_ready, "February has no rows: a gap")
+        self.assertFalse(latest.cutover_ready, "January, before it, has a delta")
+        self.assertEqual(latest.cutover_progress, "1 of 2 periods")
         self._period("2026-02", (100, 100))
         self.assertTrue(self._summaries().filtered("is_latest_period").cutover_ready)
         self.service.cutover_required_periods = 3
@@ -580,6 +581,31 @@ class TestReadiness(ReconciliationCase):
             [("service_id", "=", self.service.id), ("cutover_ready", "=", True)]
         )
         self.assertEqual(ready.mapped("period"), ["2026-03"])
+
+    def test_months_without_billing_and_the_open_month_are_no_evidence(self):
+        self.service.cutover_required_periods = 3
+        # Both sides 0 before any subscription: matched, but proves nothing.
+        self._period("2026-01", (0, 0), (0, 0))
+        self._period("2026-02", (100, 100))
+        self._period("2026-03", (0, 0))
+        self._period("2026-04", (50, 50))
+        this_month = fields.Date.context_today(self.service).strftime("%Y-%m")
+        self._period(this_month, (10, 10))
+        summaries = self._summaries()
+        latest = summaries.filtered("is_latest_period")
+        self.assertEqual(latest.period, this_month)
+        self.assertFalse(latest.cutover_ready)
+        self.assertEqual(latest.cutover_progress, "2 of 3 periods")
+        self.assertEqual(self.service.cutover_progress, "2 of 3 periods")
+        self.assertFalse(summaries.filtered("cutover_ready"))
+        self._period("2026-05", (20, 21))
+        self._row(self.partner_a, "2026-05").write(
+            {"note": "rounding in the app", "status": "resolved"}
+        )
+        self.service.invalidate_recordset(["cutover_progress", "cutover_ready"])
+        self.assertTrue(self.service.cutover_ready)
+        ready = self._summaries().filtered("cutover_ready")
+        self.assertEqual(set(ready.mapped("period")), {"2026-05", this_month})
 
 
 @tagged("post_install", "-at_install")

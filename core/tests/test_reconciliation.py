@@ -115,11 +115,38 @@ def test_not_ready_with_a_delta_in_the_window():
     assert not rec.is_ready(periods, 2)
 
 
-def test_a_month_without_rows_is_a_gap():
+def test_a_month_without_billing_is_no_evidence():
     periods = [summary("2025-01", "match"), summary("2025-03", "match")]
-    assert not rec.is_ready(periods, 2)
-    assert not rec.is_ready([*periods, summary("2025-02")], 2)
+    # No rows in February: the two billed months count, in a row.
+    assert rec.is_ready(periods, 2)
+    assert not rec.is_ready(periods, 3)
+    # Both sides 0 (before any subscription): skipped, not a clean month.
+    unbilled = rec.PeriodSummary("2025-02", ("match",), billed=False)
+    assert rec.matched_periods([*periods, unbilled], 3) == 2
     assert rec.is_ready([*periods, summary("2025-02", "match")], 3)
+
+
+def test_open_period_is_no_evidence():
+    periods = [
+        summary("2025-01", "match"),
+        summary("2025-02", "match"),
+        summary("2025-03", "match"),
+    ]
+    assert rec.matched_periods(periods, 3, open_period="2025-03") == 2
+    assert not rec.is_ready(periods, 3, open_period="2025-03")
+    assert rec.is_ready(periods, 3, open_period="2025-04")
+
+
+def test_progress_stops_at_the_first_unclean_period():
+    periods = [
+        summary("2025-01", "match"),
+        summary("2025-02", "delta"),
+        summary("2025-03", "match"),
+        summary("2025-04", "resolved"),
+    ]
+    assert rec.matched_periods(periods, 3) == 2
+    assert rec.matched_periods(periods, 1) == 1
+    assert rec.matched_periods(periods, 3, latest_period="2025-02") == 0
 
 
 def test_gap_across_the_year_end():
@@ -129,7 +156,7 @@ def test_gap_across_the_year_end():
         summary("2025-01", "match"),
     ]
     assert rec.is_ready(periods, 3)
-    assert not rec.is_ready(periods[1:], 3)
+    assert rec.matched_periods(periods[1:], 3) == 2
 
 
 def test_latest_period_pins_the_window():
@@ -140,8 +167,8 @@ def test_latest_period_pins_the_window():
     ]
     assert rec.is_ready(periods, 2, latest_period="2025-02")
     assert not rec.is_ready(periods, 2)
-    # Nothing reported for the month that must be covered: not ready.
-    assert not rec.is_ready(periods[:2], 1, latest_period="2025-04")
+    # Months without billing up to the pinned one are skipped.
+    assert rec.matched_periods(periods[:2], 3, latest_period="2025-04") == 2
 
 
 def test_summaries_of_one_period_are_merged_in_any_order():
