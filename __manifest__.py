@@ -31,11 +31,15 @@
         "views/fusion_billing_reconciliation_views.xml",
         "views/account_move_views.xml",
         "views/fusion_billing_overview_views.xml",
+        "views/res_partner_views.xml",
         "wizards/fusion_billing_api_key_wizard_views.xml",
         "wizards/fusion_billing_reconciliation_import_views.xml",
         "views/fusion_billing_menus.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "fusion_billing/static/src/scss/*.scss",
+        ],
         "web.assets_tests": [
             "fusion_billing/static/tests/tours/**/*",
         ],

@@ -14,7 +14,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -49,9 +49,8 @@ PERIOD_RE = re.compile(PERIOD_PATTERN)
 PERIOD_HINT = "a month written YYYY-MM, from 0001-01 to 9998-12"
 CURRENCY_PATTERN = "^[A-Z]{3}$"
 _CURRENCY_RE = re.compile(CURRENCY_PATTERN)
-# Plain decimal: optional sign, digits, optional "." and digits. No exponent,
-# no thousands separator: "1,234" and "1.234,5" are ambiguous across locales.
-_AMOUNT_RE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+# Spaces and apostrophes grouping thousands: "1 200,50", "1'200.50".
+_GROUPING_SPACES = re.compile("(?<=[0-9])[ \u00a0\u202f'](?=[0-9]{3})")
 
 
 def status(
@@ -172,7 +171,8 @@ CSV_HELP = (
     "A header row names the columns (any order, case-insensitive; other columns"
     " are ignored): customer (the app's customer id, i.e. the external_ref) or"
     " partner (the Odoo partner, resolved by the import wizard), period (YYYY-MM),"
-    " amount (plain decimal with '.', may be negative, no thousands separator),"
+    " amount (may be negative; 1200.50, 1,200.50 or 1 200.50; with ';' as"
+    " delimiter the decimal mark is ',': 1200,50 or 1.200,50),"
     " currency (ISO 4217 code). Delimiter ',' or ';'; UTF-8, a BOM is fine."
 )
 
@@ -191,14 +191,61 @@ class CsvRow:
     currency: str
     customer: str | None = None
     partner: str | None = None
+    amount_text: str = field(default="", compare=False)  # as written in the file
 
 
 @dataclass(frozen=True)
 class CsvError:
-    """A problem of one line (line 0: the whole file)."""
+    """A problem of one line (line 0: the whole file), with the line's values
+    as written, so that the line can be shown and corrected."""
 
     line: int
     message: str
+    values: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def parse_amount(text: str, decimal_comma: bool = False) -> Decimal | None:
+    """An amount as people write it, or None when it is not one.
+
+    Thousands may be grouped by spaces, apostrophes or the other mark than the
+    decimal one. With both ',' and '.', the last one is the decimal mark;
+    with one mark only, it groups thousands when it can ("1.234.567") and is
+    the decimal mark otherwise ("12,5"); "1,234" could be either, and
+    ``decimal_comma`` (a ';'-delimited file) decides. No exponent, no ".5".
+
+    >>> parse_amount("1,200.00"), parse_amount("-1.200,5"), parse_amount("12,5")
+    (Decimal('1200.00'), Decimal('-1200.5'), Decimal('12.5'))
+    >>> parse_amount("1,234"), parse_amount("1,234", decimal_comma=True)
+    (Decimal('1234'), Decimal('1.234'))
+    >>> parse_amount("1e3") is None
+    True
+    """
+    text = _GROUPING_SPACES.sub("", text.strip())
+    sign, digits = (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+    marks = {mark for mark in ",." if mark in digits}
+    if len(marks) == 2:
+        decimal = "," if digits.rindex(",") > digits.rindex(".") else "."
+    elif marks:
+        (mark,) = marks
+        other = "." if mark == "," else ","
+        if not re.fullmatch(rf"[0-9]{{1,3}}(?:{re.escape(mark)}[0-9]{{3}})+", digits):
+            decimal = mark
+        elif digits.count(mark) > 1:
+            decimal = other
+        else:  # "1,234": the file's convention decides
+            decimal = "," if decimal_comma else "."
+    else:
+        decimal = "."
+    group = "." if decimal == "," else ","
+    match = re.fullmatch(
+        rf"([0-9]+|[0-9]{{1,3}}(?:{re.escape(group)}[0-9]{{3}})+)"
+        rf"(?:{re.escape(decimal)}([0-9]+))?",
+        digits,
+    )
+    if not match:
+        return None
+    integer, fraction = match.group(1).replace(group, ""), match.group(2)
+    return Decimal(f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}")
 
 
 def parse_csv(text: str | bytes) -> tuple[list[CsvRow], list[CsvError]]:
@@ -219,13 +266,15 @@ def parse_csv(text: str | bytes) -> tuple[list[CsvRow], list[CsvError]]:
     rows: list[CsvRow] = []
     errors: list[CsvError] = []
     try:
-        _read_csv(reader, rows, errors)
+        _read_csv(reader, rows, errors, decimal_comma=delimiter == ";")
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
         errors.append(CsvError(reader.line_num, f"unreadable CSV: {exc}"))
     return rows, errors
 
 
-def _read_csv(reader, rows: list[CsvRow], errors: list[CsvError]) -> None:
+def _read_csv(
+    reader, rows: list[CsvRow], errors: list[CsvError], decimal_comma: bool
+) -> None:
     header = next(reader, None)
     if header is None:
         errors.append(CsvError(0, "the file is empty"))
@@ -252,7 +301,8 @@ def _read_csv(reader, rows: list[CsvRow], errors: list[CsvError]) -> None:
             for name, index in columns.items()
             if name in CSV_COLUMNS
         }
-        problems = _csv_problems(values, key_column)
+        amount = parse_amount(values["amount"], decimal_comma)
+        problems = _csv_problems(values, key_column, amount)
         key = (values[key_column], values["period"])
         if not problems and key in first_line:
             problems.append(
@@ -260,21 +310,24 @@ def _read_csv(reader, rows: list[CsvRow], errors: list[CsvError]) -> None:
                 f" {key[1]} on line {first_line[key]}"
             )
         if problems:
-            errors.append(CsvError(line, "; ".join(problems)))
+            errors.append(CsvError(line, "; ".join(problems), values))
             continue
         first_line[key] = line
         rows.append(
             CsvRow(
                 line=line,
                 period=values["period"],
-                amount=Decimal(values["amount"]),
+                amount=amount,
+                amount_text=values["amount"],
                 currency=values["currency"].upper(),
                 **{key_column: values[key_column]},
             )
         )
 
 
-def _csv_problems(values: dict[str, str], key_column: str) -> list[str]:
+def _csv_problems(
+    values: dict[str, str], key_column: str, amount: Decimal | None
+) -> list[str]:
     problems = []
     try:
         _CSV_KEY.check(values[key_column])
@@ -284,12 +337,12 @@ def _csv_problems(values: dict[str, str], key_column: str) -> list[str]:
         problems.append(
             f"period must be {PERIOD_HINT}, not {usage.shown(values['period'])}"
         )
-    amount = values["amount"]
-    if not _AMOUNT_RE.fullmatch(amount):
+    if amount is None:
         problems.append(
-            f"amount must be a plain decimal like -1234.56, not {usage.shown(amount)}"
+            "amount must be a number like -1234.56 or 1,234.56,"
+            f" not {usage.shown(values['amount'])}"
         )
-    elif abs(Decimal(amount)) > MAX_ABS_AMOUNT:
+    elif abs(amount) > MAX_ABS_AMOUNT:
         problems.append(f"amount must be at most {MAX_ABS_AMOUNT} in absolute value")
     if not _CURRENCY_RE.fullmatch(values["currency"].upper()):
         problems.append(

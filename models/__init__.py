@@ -20,3 +20,4 @@ from . import ir_http
 from . import res_users
 from . import res_users_apikeys
 from . import fusion_billing_service_overview
+from . import res_partner

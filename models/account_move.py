@@ -208,3 +208,13 @@ class AccountMove(models.Model):
         }
         if keys:
             self.env["fusion.billing.reconciliation"]._queue_refresh(keys)
+
+    def action_open_fusion_subscription(self):
+        """From the invoice back to the usage subscription it bills."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "fusion.billing.subscription",
+            "res_id": self.fusion_subscription_id.id,
+            "view_mode": "form",
+        }

@@ -2,6 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
+from odoo.tools.misc import formatLang
 
 from ..core import charges, pricing
 from ..core.money import to_decimal
@@ -12,6 +13,8 @@ CHARGE_MODELS = [
     ("graduated", "Graduated tiers"),
     ("volume", "Volume tiers"),
 ]
+# Decimals shown at most in a pricing summary.
+SUMMARY_MAX_DECIMALS = 6
 
 
 class FusionBillingCharge(models.Model):
@@ -68,6 +71,7 @@ class FusionBillingCharge(models.Model):
         help="Prices by event property (e.g. region): an event is priced by the "
         "first filter it matches, else by the charge's own prices.",
     )
+    pricing_summary = fields.Char(string="Pricing", compute="_compute_pricing_summary")
 
     _subscription_metric_unique = models.UniqueIndex(
         "(subscription_id, plan_id, metric_id) WHERE subscription_id IS NOT NULL",
@@ -209,6 +213,182 @@ class FusionBillingCharge(models.Model):
             charges.amount(engine_charge, quantity, to_decimal(currency.rounding)),
             charges.describe(engine_charge, quantity, currency.name),
         )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        charges = super(
+            FusionBillingCharge, self.with_context(fusion_billing_pricing_tracked=True)
+        ).create(vals_list)
+        charges._post_pricing_changes({})
+        return self.browse(charges.ids)
+
+    def write(self, vals):
+        before = self._pricing_before()
+        result = super(
+            FusionBillingCharge, self.with_context(fusion_billing_pricing_tracked=True)
+        ).write(vals)
+        self._post_pricing_changes(before)
+        return result
+
+    def unlink(self):
+        for charge in self:
+            charge._log_pricing(
+                self.env._(
+                    "Usage charge %(metric)s removed (was: %(old)s).",
+                    metric=charge.metric_id.name,
+                    old=charge.pricing_summary,
+                )
+            )
+        return super().unlink()
+
+    def _log_pricing(self, change):
+        """Log a change of this charge's prices where its prices are read: a
+        subscription's own price on the subscription, else on the plan."""
+        self.ensure_one()
+        if not self.subscription_id:
+            self.plan_id._post_pricing_change(change)
+            return
+        self.subscription_id.message_post(
+            body=self.env._(
+                "%(change)s. The open period is re-rated with it at the next "
+                "rating run.",
+                change=change,
+            ),
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _pricing_before(self):
+        """The charges' prices before a change, unless an enclosing change of
+        the charge (its tiers edited from the charge) already tracks them."""
+        if self.env.context.get("fusion_billing_pricing_tracked"):
+            return None
+        return {charge.id: charge.pricing_summary for charge in self}
+
+    def _post_pricing_changes(self, before):
+        """Log in each plan's chatter how its prices changed: who, when, from
+        what to what (``before``: see ``_pricing_before``; None: not here)."""
+        if before is None:
+            return
+        for charge in self:
+            old, new = before.get(charge.id), charge.pricing_summary
+            if old == new:
+                continue
+            charge._log_pricing(
+                self.env._(
+                    "Usage charge %(metric)s: %(old)s → %(new)s",
+                    metric=charge.metric_id.name,
+                    old=old,
+                    new=new,
+                )
+                if old
+                else self.env._(
+                    "Usage charge %(metric)s added: %(new)s",
+                    metric=charge.metric_id.name,
+                    new=new,
+                )
+            )
+
+    @api.depends(
+        "charge_model",
+        "unit_price",
+        "package_price",
+        "unit_batch",
+        "free_units",
+        "tier_ids.up_to",
+        "tier_ids.unit_price",
+        "tier_ids.flat_fee",
+        "metric_id.unit_name",
+        "currency_id",
+    )
+    def _compute_pricing_summary(self):
+        for charge in self:
+            charge.pricing_summary = charge._pricing_summary()
+
+    def _pricing_summary(self):
+        """The price list in words: "$5.00 per 100 GB, 50 GB free", "first 10
+        at $1.00, then $0.50 + $2.00"."""
+        self.ensure_one()
+        unit = self.metric_id.unit_name or self.env._("unit")
+
+        def price(value):
+            return self._format_price(value, self.currency_id)
+
+        qty = self._format_quantity
+        if self.charge_model == "standard":
+            return self.env._(
+                "%(price)s per %(unit)s", price=price(self.unit_price), unit=unit
+            )
+        if self.charge_model == "package":
+            text = self.env._(
+                "%(price)s per %(size)s %(unit)s",
+                price=price(self.package_price),
+                size=qty(self.unit_batch),
+                unit=unit,
+            )
+            if self.free_units:
+                text += self.env._(", %(free)s free", free=qty(self.free_units))
+            return text
+        tiers = self.tier_ids.sorted(lambda t: (not t.up_to, t.up_to))
+        if not tiers:
+            return self.env._("No tiers yet")
+        terms = []
+        for tier in tiers:
+            rate = price(tier.unit_price)
+            if tier.flat_fee:
+                rate = self.env._(
+                    "%(rate)s + %(fee)s", rate=rate, fee=price(tier.flat_fee)
+                )
+            if self.charge_model == "volume":
+                terms.append(
+                    self.env._(
+                        "%(rate)s each up to %(to)s", rate=rate, to=qty(tier.up_to)
+                    )
+                    if tier.up_to
+                    else self.env._("%(rate)s each above", rate=rate)
+                )
+            elif not tier.up_to:
+                terms.append(
+                    self.env._("then %(rate)s", rate=rate)
+                    if terms
+                    else self.env._("%(rate)s per %(unit)s", rate=rate, unit=unit)
+                )
+            elif not terms:
+                terms.append(
+                    self.env._(
+                        "first %(to)s at %(rate)s", to=qty(tier.up_to), rate=rate
+                    )
+                )
+            else:
+                terms.append(
+                    self.env._(
+                        "next %(count)s at %(rate)s",
+                        count=qty(tier.up_to - tier.from_quantity),
+                        rate=rate,
+                    )
+                )
+        if self.charge_model == "volume":
+            return self.env._(
+                "All units at one rate: %(terms)s", terms="; ".join(terms)
+            )
+        return ", ".join(terms)
+
+    @api.model
+    def _format_price(self, value, currency):
+        """A price with the decimals of Odoo's price precision, more when the
+        price has them (0.0125), and the currency symbol where it goes."""
+        precision = self.env["decimal.precision"].precision_get("Product Price")
+        decimals = -to_decimal(value).normalize().as_tuple().exponent
+        digits = min(max(precision, decimals), SUMMARY_MAX_DECIMALS)
+        number = formatLang(self.env, value, digits=digits)
+        currency = currency or self.env.company.currency_id
+        if currency.position == "before":
+            return f"{currency.symbol}{number}"
+        return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
+
+    @api.model
+    def _format_quantity(self, value):
+        decimals = max(-to_decimal(value).normalize().as_tuple().exponent, 0)
+        return formatLang(self.env, value, digits=min(decimals, SUMMARY_MAX_DECIMALS))
 
     def _engine_charge(self, prices=None):
         """The charge as the engine prices it; with ``prices`` (one of its

@@ -26,6 +26,10 @@ class FusionBillingMetric(models.Model):
         required=True, help="Code the app sends as 'metric' in usage events."
     )
     name = fields.Char(required=True, translate=True)
+    active = fields.Boolean(
+        default=True,
+        help="Archive a metric the app no longer sends: its usage and charges stay.",
+    )
     description = fields.Text()
     aggregation = fields.Selection(AGGREGATIONS, required=True, default="sum")
     property_name = fields.Char(
@@ -48,6 +52,30 @@ class FusionBillingMetric(models.Model):
                     self.env._(
                         "Metric %(metric)s counts distinct values: set the event "
                         "property to count.",
+                        metric=metric.display_name,
+                    )
+                )
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_used(self):
+        charges = self.env["fusion.billing.charge"].sudo()
+        events = self.env["fusion.billing.usage.event"].sudo()
+        for metric in self:
+            charge = charges.search([("metric_id", "=", metric.id)], limit=1)
+            if charge:
+                raise UserError(
+                    self.env._(
+                        "Metric %(metric)s is priced in plan %(plan)s: remove the "
+                        "charge first, or archive the metric.",
+                        metric=metric.display_name,
+                        plan=charge.plan_id.display_name,
+                    )
+                )
+            if events.search_count([("metric_id", "=", metric.id)], limit=1):
+                raise UserError(
+                    self.env._(
+                        "Metric %(metric)s has usage, which must stay explained: "
+                        "archive it instead.",
                         metric=metric.display_name,
                     )
                 )

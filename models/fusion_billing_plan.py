@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from markupsafe import Markup
+
 from odoo import api, fields, models
 
 INTERVAL_UNITS = [
@@ -68,6 +70,7 @@ class FusionBillingPlan(models.Model):
         help="Least amount billed per period (prorated like the fixed fee): when "
         "usage and fixed fee stay below it, one more line bills the difference.",
     )
+    pricing_summary = fields.Text(string="Pricing", compute="_compute_pricing_summary")
 
     _code_unique = models.Constraint(
         "UNIQUE(service_id, code)", "A plan with this code already exists."
@@ -89,6 +92,64 @@ class FusionBillingPlan(models.Model):
         "CHECK(minimum_amount = 0 OR product_id IS NOT NULL)",
         "A plan with a minimum commitment needs a product for its invoice line.",
     )
+
+    def _post_pricing_change(self, change):
+        """Log a price change in the plan's chatter, with what it does to the
+        bills already running."""
+        self.ensure_one()
+        active = self.env["fusion.billing.subscription"].search_count(
+            [("plan_id", "=", self.id), ("state", "=", "active")]
+        )
+        body = Markup("<p>%s</p>") % change
+        if active:
+            body += Markup("<p class='text-warning'>%s</p>") % self.env._(
+                "The open periods of the %(count)s active subscriptions are "
+                "re-rated with the new prices at the next rating run: their draft "
+                "invoices change too.",
+                count=active,
+            )
+        self.message_post(body=body, subtype_xmlid="mail.mt_note")
+
+    @api.depends(
+        "base_price",
+        "currency_id",
+        "interval_unit",
+        "interval_count",
+        "charge_ids.pricing_summary",
+        "charge_ids.metric_id.name",
+    )
+    def _compute_pricing_summary(self):
+        charges = self.env["fusion.billing.charge"]
+        for plan in self:
+            lines = []
+            if plan.base_price:
+                lines.append(
+                    self.env._(
+                        "%(fee)s %(interval)s",
+                        fee=charges._format_price(plan.base_price, plan.currency_id),
+                        interval=plan._interval_text(),
+                    )
+                )
+            lines.extend(
+                f"{charge.metric_id.name}: {charge.pricing_summary}"
+                for charge in plan.charge_ids
+            )
+            plan.pricing_summary = "\n".join(lines)
+
+    def _interval_text(self):
+        self.ensure_one()
+        if not self.interval_unit:
+            return ""
+        unit = dict(self._fields["interval_unit"]._description_selection(self.env))[
+            self.interval_unit
+        ]
+        if self.interval_count == 1:
+            return self.env._("per %(unit)s", unit=unit.replace("(s)", "").lower())
+        return self.env._(
+            "every %(count)s %(unit)s",
+            count=self.interval_count,
+            unit=unit.replace("(s)", "s").lower(),
+        )
 
     @api.depends("service_id")
     def _compute_currency_id(self):

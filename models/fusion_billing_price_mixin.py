@@ -1,8 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import fields, models
 
-# Unit prices such as 0.0125 per API call need more digits than "Product Price".
-PRICE_DIGITS = (16, 6)
+# Prices are stored exactly (0.0125 per API call) and shown with at least the
+# decimals of Odoo's "Product Price" precision; quantities as they are.
+PRICE_FIELD = {"digits": False, "min_display_digits": "Product Price"}
+QUANTITY_FIELD = {"digits": False, "min_display_digits": 0}
 
 
 class FusionBillingPriceMixin(models.AbstractModel):
@@ -11,16 +13,16 @@ class FusionBillingPriceMixin(models.AbstractModel):
     _name = "fusion.billing.price.mixin"
     _description = "Usage Prices"
 
-    unit_price = fields.Float(digits=PRICE_DIGITS)
-    package_price = fields.Float(digits=PRICE_DIGITS)
+    unit_price = fields.Float(**PRICE_FIELD)
+    package_price = fields.Float(**PRICE_FIELD)
     unit_batch = fields.Float(
         string="Package Size",
         default=1,
-        digits=PRICE_DIGITS,
         help="Units per package (package model).",
+        **QUANTITY_FIELD,
     )
     free_units = fields.Float(
-        digits=PRICE_DIGITS, help="Units given free before packages are counted."
+        help="Units given free before packages are counted.", **QUANTITY_FIELD
     )
 
     _prices_positive = models.Constraint(

@@ -166,6 +166,16 @@ class FusionBillingReconciliation(models.Model):
         f"The period must be {reconciliation.PERIOD_HINT}.",
     )
 
+    @api.depends("service_id.name", "partner_id.name", "period")
+    def _compute_display_name(self):
+        for record in self:
+            record.display_name = " · ".join(
+                filter(
+                    None,
+                    (record.service_id.name, record.partner_id.name, record.period),
+                )
+            )
+
     @api.depends("odoo_amount", "external_amount")
     def _compute_delta(self):
         for record in self:
@@ -249,6 +259,24 @@ class FusionBillingReconciliation(models.Model):
         return True
 
     def action_resolve(self):
+        """Resolve the deltas; a single row without a note first asks why."""
+        if len(self) == 1 and not (self.note or "").strip():
+            return {
+                "type": "ir.actions.act_window",
+                "name": self.env._("Mark Resolved"),
+                "res_model": self._name,
+                "res_id": self.id,
+                "view_mode": "form",
+                "views": [
+                    (
+                        self.env.ref(
+                            "fusion_billing.fusion_billing_reconciliation_view_form_resolve"
+                        ).id,
+                        "form",
+                    )
+                ],
+                "target": "new",
+            }
         self.write({"status": reconciliation.RESOLVED})
         return True
 

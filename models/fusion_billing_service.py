@@ -382,12 +382,22 @@ class FusionBillingService(models.Model):
             raise UserError(self.env._("The expiration date must be in the future."))
         self._ensure_technical_user()
         # _generate issues the key to the current user: run it as the service's.
-        return (
+        key = (
             self.env["res.users.apikeys"]
             .with_user(self.user_id)
             .sudo()
             ._generate(API_KEY_SCOPE, name, expiration_date)
         )
+        # The chatter says who and when; the key itself is never written down.
+        self.message_post(
+            body=self.env._(
+                "API key “%(name)s” generated (expires: %(expiry)s).",
+                name=name,
+                expiry=expiration_date or self.env._("never"),
+            ),
+            subtype_xmlid="mail.mt_note",
+        )
+        return key
 
     @api.model
     def _authenticate_bearer(self, key):
@@ -489,6 +499,33 @@ class FusionBillingService(models.Model):
         for service in self:
             service.webhook_secret = signing.generate_secret()
         return True
+
+    def action_reveal_webhook_secret(self):
+        """Show the webhook secret to a billing manager, to copy it into the
+        app; the chatter keeps who looked."""
+        self.ensure_one()
+        self.check_access("write")
+        if not self.env.user.has_group("fusion_billing.group_fusion_billing_manager"):
+            raise AccessError(self.env._("Only billing managers see webhook secrets."))
+        self.message_post(
+            body=self.env._("Webhook secret revealed."), subtype_xmlid="mail.mt_note"
+        )
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Webhook Secret"),
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "views": [
+                (
+                    self.env.ref(
+                        "fusion_billing.fusion_billing_service_view_form_secret"
+                    ).id,
+                    "form",
+                )
+            ],
+            "target": "new",
+        }
 
     def action_send_test_event(self):
         """Queue a ``service.test`` delivery so an admin can check the receiving end."""

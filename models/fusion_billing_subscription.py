@@ -21,6 +21,7 @@ class FusionBillingSubscription(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "service_id, external_ref"
     _rec_name = "external_ref"
+    _rec_names_search = ["external_ref", "partner_id.name", "plan_id.name"]
     _check_company_auto = True
 
     service_id = fields.Many2one(
@@ -152,6 +153,16 @@ class FusionBillingSubscription(models.Model):
         "next_invoice_date > COALESCE(last_invoice_date, start_date))",
         "The next invoice date must be after the start of the open period.",
     )
+
+    @api.depends("partner_id.name", "plan_id.name", "external_ref")
+    def _compute_display_name(self):
+        for subscription in self:
+            subscription.display_name = self.env._(
+                "%(customer)s · %(plan)s (%(ref)s)",
+                customer=subscription.partner_id.name or "",
+                plan=subscription.plan_id.name or "",
+                ref=subscription.external_ref or "",
+            )
 
     def _compute_invoice_count(self):
         counts = dict(
@@ -697,6 +708,46 @@ class FusionBillingSubscription(models.Model):
     def action_close(self):
         self.write({"state": "closed"})
         return True
+
+    def action_rate_now(self):
+        """Rate the open period now, as the rating cron does (its draft invoice
+        updated, a period that is over closed), instead of waiting for the
+        next run."""
+        self.check_access("write")
+        rateable = self.filtered(lambda s: s.state == "active" and s.next_invoice_date)
+        if not rateable:
+            raise UserError(self.env._("Only active subscriptions are rated."))
+        before = {s.id: s.rating_date for s in rateable}
+        self.env["fusion.billing.rating"].sudo()._rate_subscriptions(
+            subscription_ids=rateable.ids
+        )
+        rateable.invalidate_recordset()
+        waiting = rateable.filtered(lambda s: s.rating_date == before[s.id])
+        failed = rateable.filtered("rating_error") - waiting
+        if waiting:
+            message = self.env._(
+                "The scheduled rating is rating %(subscriptions)s right now: "
+                "its result shows in a moment.",
+                subscriptions=", ".join(waiting.mapped("display_name")),
+            )
+            kind = "warning"
+        elif failed:
+            message = self.env._(
+                "Rating failed: %(error)s", error=failed[0].rating_error
+            )
+            kind = "danger"
+        else:
+            message = self.env._("Rated: the draft invoice shows the usage so far.")
+            kind = "success"
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "message": message,
+                "type": kind,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     def action_view_invoices(self):
         self.ensure_one()

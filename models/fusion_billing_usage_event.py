@@ -7,6 +7,7 @@ from decimal import Decimal
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
+from odoo.tools.misc import format_datetime
 
 from ..core import money, usage
 
@@ -112,6 +113,19 @@ class FusionBillingUsageEvent(models.Model):
                         subscription=event.subscription_id.display_name,
                     )
                 )
+
+    @api.depends("metric_id.name", "timestamp")
+    def _compute_display_name(self):
+        for event in self:
+            event.display_name = " · ".join(
+                filter(
+                    None,
+                    (
+                        event.metric_id.name,
+                        event.timestamp and format_datetime(self.env, event.timestamp),
+                    ),
+                )
+            )
 
     @api.model
     def _ingest(self, service, items, now=None):

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
 import logging
 import ssl
 import time
@@ -9,6 +10,7 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import api, fields, models, modules
 from odoo.tools import SQL
+from odoo.tools.misc import format_datetime
 
 from ..core import delivery, retry, signing, urlguard
 
@@ -71,6 +73,19 @@ class FusionBillingWebhookEvent(models.Model):
     delivered_at = fields.Datetime(readonly=True, copy=False)
     last_status_code = fields.Integer(readonly=True, copy=False)
     last_error = fields.Text(readonly=True, copy=False)
+    status_text = fields.Char(
+        string="Status", compute="_compute_status_text", help="Where the delivery is."
+    )
+    body_pretty = fields.Text(string="Body", compute="_compute_body_pretty")
+    invoice_id = fields.Many2one(
+        "account.move",
+        compute="_compute_links",
+        help="The invoice the event is about.",
+    )
+    subscription_id = fields.Many2one(
+        "fusion.billing.subscription",
+        compute="_compute_links",
+    )
 
     _event_id_unique = models.Constraint(
         "UNIQUE(event_id)", "Webhook event ids are unique."
@@ -80,6 +95,95 @@ class FusionBillingWebhookEvent(models.Model):
         "(service_id, dedupe_key) WHERE dedupe_key IS NOT NULL",
         "This billing event was already queued.",
     )
+
+    @api.depends(
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_status_code",
+        "service_id.webhook_url",
+    )
+    def _compute_status_text(self):
+        now = fields.Datetime.now()
+        for event in self:
+            when = event.next_attempt_at and format_datetime(
+                self.env, event.next_attempt_at
+            )
+            if event.state == "delivered":
+                text = self.env._(
+                    "Delivered on %(date)s, attempt %(attempt)s (HTTP %(status)s).",
+                    date=format_datetime(self.env, event.delivered_at),
+                    attempt=event.attempts,
+                    status=event.last_status_code,
+                )
+            elif event.state == "failed":
+                text = self.env._(
+                    "Gave up after %(attempts)s attempts: retry once the receiver "
+                    "is fixed.",
+                    attempts=event.attempts,
+                )
+            elif event.state == "sending":
+                text = self.env._("Being sent (attempt %(n)s).", n=event.attempts)
+            elif not event.service_id.webhook_url:
+                text = self.env._(
+                    "Waiting for a webhook URL on the service: none is set."
+                )
+            elif event.attempts and event.next_attempt_at > now:
+                text = self.env._(
+                    "Attempt %(n)s failed; waiting to try again on %(date)s.",
+                    n=event.attempts,
+                    date=when,
+                )
+            elif event.next_attempt_at and event.next_attempt_at > now:
+                text = self.env._("Scheduled for %(date)s.", date=when)
+            else:
+                text = self.env._("Due: sent at the next delivery run.")
+            event.status_text = text
+
+    @api.depends("body")
+    def _compute_body_pretty(self):
+        for event in self:
+            try:
+                event.body_pretty = json.dumps(
+                    json.loads(event.body or "null"), indent=2, ensure_ascii=False
+                )
+            except ValueError:
+                event.body_pretty = event.body
+
+    @api.depends("body")
+    def _compute_links(self):
+        # The body is the record of what was sent: the invoice is read from it.
+        invoice_ids = {event: event._body_invoice_id() for event in self}
+        invoices = {
+            invoice.id: invoice
+            for invoice in self.env["account.move"]
+            .browse(set(filter(None, invoice_ids.values())))
+            .exists()
+        }
+        no_invoice = self.env["account.move"]
+        for event in self:
+            invoice = invoices.get(invoice_ids[event], no_invoice)
+            event.invoice_id = invoice
+            event.subscription_id = invoice.fusion_subscription_id
+
+    def _body_invoice_id(self):
+        try:
+            invoice = json.loads(self.body or "{}").get("data", {}).get("invoice")
+        except (ValueError, AttributeError):
+            return None
+        invoice_id = invoice.get("id") if isinstance(invoice, dict) else None
+        return invoice_id if isinstance(invoice_id, int) else None
+
+    @api.depends("event_type", "body", "service_id.name")
+    def _compute_display_name(self):
+        for event in self:
+            about = (
+                event.invoice_id.name
+                if event.invoice_id.name and event.invoice_id.name != "/"
+                else event.invoice_id.display_name or event.service_id.name
+            )
+            event.display_name = " · ".join(filter(None, (event.event_type, about)))
 
     @api.model
     def _queue(self, service, event_type, data, dedupe_key=None):

@@ -27,5 +27,10 @@ class ResUsersApikeys(models.Model):
                 self.env._("Only keys of a billed service can be revoked here.")
             )
         services.check_access("write")
+        for key in keys:
+            services.filtered(lambda s, k=key: s.user_id == k.user_id).message_post(
+                body=self.env._("API key “%(name)s” revoked.", name=key.name),
+                subtype_xmlid="mail.mt_note",
+            )
         keys._remove()
         return True

@@ -10,3 +10,8 @@ from . import test_usage_api
 from . import test_webhooks
 from . import test_usage_lifecycle
 from . import test_overview
+from . import test_names
+from . import test_pricing_display
+from . import test_guided_flows
+from . import test_operators
+from . import test_tours

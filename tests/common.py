@@ -99,6 +99,26 @@ class FusionBillingCase(AccountTestInvoicingCommon):
         )
 
     @classmethod
+    def _create_reconciliation_row(cls, partner, period, odoo=0.0, external=0.0):
+        """A row of ``cls.service`` with both amounts, as invoices and the app
+        would give them (amounts are never written by hand)."""
+        return (
+            cls.env["fusion.billing.reconciliation"]
+            .sudo()
+            .create(
+                {
+                    "service_id": cls.service.id,
+                    "partner_id": partner.id,
+                    "period": period,
+                    "currency_id": cls.currency.id,
+                    "odoo_amount": odoo,
+                    "external_amount": external,
+                }
+            )
+            .sudo(False)
+        )
+
+    @classmethod
     def _create_customer(cls, service, partner, external_ref):
         return cls.env["fusion.billing.customer"].create(
             {

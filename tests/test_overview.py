@@ -35,16 +35,7 @@ class TestOverview(FusionBillingCase):
         cls.waiting = Event._queue(cls.service, "invoice.created", {"invoice": 1})
         cls.failed = Event._queue(cls.service, "invoice.created", {"invoice": 2})
         cls.failed.state = "failed"
-        cls.delta = cls.env["fusion.billing.reconciliation"].create(
-            {
-                "service_id": cls.service.id,
-                "partner_id": cls.partner_a.id,
-                "period": "2026-01",
-                "currency_id": cls.currency.id,
-                "odoo_amount": 100.0,
-                "external_amount": 90.0,
-            }
-        )
+        cls.delta = cls._create_reconciliation_row(cls.partner_a, "2026-01", 100, 90)
 
     @classmethod
     def _one_off_invoice(cls, amount, invoice_date):

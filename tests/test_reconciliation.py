@@ -89,19 +89,8 @@ class ReconciliationCase(FusionBillingCase):
 
     def _new_row(self, odoo, external, partner=None, period="2026-01"):
         """A row with both amounts, as invoices and the app would give them."""
-        return (
-            self.Reconciliation.sudo()
-            .create(
-                {
-                    "service_id": self.service.id,
-                    "partner_id": (partner or self.partner_a).id,
-                    "period": period,
-                    "currency_id": self.currency.id,
-                    "odoo_amount": odoo,
-                    "external_amount": external,
-                }
-            )
-            .sudo(False)
+        return self._create_reconciliation_row(
+            partner or self.partner_a, period, odoo, external
         )
 
     def _import_csv(self, text, user=None, service=None):
@@ -367,8 +356,11 @@ class TestStatus(ReconciliationCase):
         row = self._new_row(120, 100).with_context(
             tracking_disable=False, mail_notrack=False
         )
+        # The button asks for the note; resolving without one is refused.
+        self.assertEqual(row.action_resolve()["target"], "new")
+        self.assertEqual(row.status, "delta")
         with self.assertRaises(ValidationError):
-            row.action_resolve()
+            row.write({"status": "resolved"})
         row.note = "App double-billed the setup fee; refunded there."
         row.action_resolve()
         self.assertEqual(row.status, "resolved")
@@ -444,16 +436,28 @@ class TestCsvImport(ReconciliationCase):
             "cus_a,2026-01,10,XXX\n"
             f"cus_b,2026-01,7,{code}\n"
             f"cus_b,2026-01,8,{code}\n"
+            f'cus_a,2026-02,"1,200.00",{code}\n'
         )
         errors = wizard.line_ids.filtered(lambda line: line.state == "error")
         self.assertEqual(errors.mapped("line_number"), [2, 3, 4, 5, 7])
         self.assertIn("period", errors[0].message)
+        # The line stays readable, as written, to correct it in the file.
+        self.assertEqual(
+            (
+                errors[0].customer,
+                errors[0].period,
+                errors[0].amount_text,
+                errors[0].currency_code,
+            ),
+            ("cus_a", "2026-13", "10", code),
+        )
         self.assertIn("cus_zz", errors[1].message)
         self.assertIn("XXX", errors[3].message)
         self.assertIn("line 6", errors[4].message)
         wizard.action_import()
-        self.assertEqual(wizard.imported_count, 1)
+        self.assertEqual(wizard.imported_count, 2)
         self.assertEqual(self._row(self.partner_b, "2026-01").external_amount, 7)
+        self.assertEqual(self._row(self.partner_a, "2026-02").external_amount, 1200)
         self.assertFalse(self._row(self.partner_a, "2026-01"))
 
     def test_unusable_periods_are_line_errors_usable_ones_import(self):

@@ -58,7 +58,15 @@ class FusionBillingReconciliationImport(models.TransientModel):
         # Line 1 is the header: its errors (and line 0's) concern the whole file.
         file_errors = [error.message for error in errors if error.line <= 1]
         line_values = [
-            {"line_number": error.line, "state": "error", "message": error.message}
+            {
+                "line_number": error.line,
+                "state": "error",
+                "message": error.message,
+                "customer": error.values.get("customer") or error.values.get("partner"),
+                "period": error.values.get("period"),
+                "amount_text": error.values.get("amount"),
+                "currency_code": error.values.get("currency"),
+            }
             for error in errors
             if error.line > 1
         ]
@@ -93,6 +101,7 @@ class FusionBillingReconciliationImport(models.TransientModel):
                 "customer": row.customer or row.partner,
                 "period": row.period,
                 "amount": float(row.amount),
+                "amount_text": row.amount_text,
                 "currency_code": row.currency,
             }
             if row.customer:

@@ -17,6 +17,7 @@ class FusionBillingReconciliationImportLine(models.TransientModel):
     partner_id = fields.Many2one("res.partner", string="Odoo Customer")
     period = fields.Char()
     amount = fields.Float(digits=False)
+    amount_text = fields.Char(string="Amount in File")
     currency_code = fields.Char()
     currency_id = fields.Many2one("res.currency")
     state = fields.Selection(LINE_STATES, required=True)

@@ -254,7 +254,7 @@ def test_csv_bad_rows_are_reported_by_line():
         "cus_1,2025-01,10,EUR\n"  # line 2: good
         "\n"  # line 3: blank, skipped
         "cus_2,2025-13,10,EUR\n"  # line 4
-        'cus_3,2025-01,"1,234.56",EUR\n'  # line 5: thousands separator
+        'cus_3,2025-01,"1,234.56",EUR\n'  # line 5: good, thousands grouped
         "cus_4,2025-01,12.5e3,EUR\n"  # line 6: exponent
         ",2025-01,1,EUR\n"  # line 7: no customer
         "cus_5,2025-01,1,EURO\n"  # line 8
@@ -267,11 +267,19 @@ def test_csv_bad_rows_are_reported_by_line():
         "cus_11,2025-02,3,GBP\n"  # line 16: good
     )
     rows, errors = rec.parse_csv(text)
-    assert [row.line for row in rows] == [2, 16]
-    assert [error.line for error in errors] == [4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15]
+    assert [row.line for row in rows] == [2, 5, 16]
+    assert rows[1].amount == D("1234.56")
+    assert [error.line for error in errors] == [4, 6, 7, 8, 9, 10, 12, 13, 14, 15]
     messages = {error.line: error.message for error in errors}
     assert "period" in messages[4]
-    assert "amount" in messages[5]
+    assert "amount" in messages[6]
+    # An error keeps the line's values, to show and correct it.
+    assert errors[1].values == {
+        "customer": "cus_4",
+        "period": "2025-01",
+        "amount": "12.5e3",
+        "currency": "EUR",
+    }
     assert "customer: must be 1 to 255 characters long, not 0" in messages[7]
     assert "currency" in messages[8]
     assert "line 2" in messages[9]
@@ -280,13 +288,48 @@ def test_csv_bad_rows_are_reported_by_line():
     assert "at most" in messages[14]
 
 
-def test_csv_semicolon_file_with_decimal_comma_is_refused():
+def test_csv_semicolon_file_reads_the_decimal_comma():
     rows, errors = rec.parse_csv(
-        "customer;period;amount;currency\ncus_1;2025-01;12,5;EUR"
+        "customer;period;amount;currency\n"
+        "cus_1;2025-01;12,5;EUR\n"
+        "cus_2;2025-01;1.200,50;EUR\n"
+        "cus_3;2025-01;1 200,50;EUR\n"
+        "cus_4;2025-01;1,200.50;EUR\n"
     )
-    assert rows == []
-    assert errors[0].line == 2
-    assert "amount" in errors[0].message
+    assert errors == []
+    assert [row.amount for row in rows] == [
+        D("12.5"),
+        D("1200.50"),
+        D("1200.50"),
+        D("1200.50"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal_comma", "amount"),
+    [
+        ("1200", False, D(1200)),
+        ("-1,200.00", False, D("-1200.00")),
+        ("1'200.5", False, D("1200.5")),
+        ("+1\u00a0200.5", False, D("1200.5")),
+        ("1,234,567.1", False, D("1234567.1")),
+        ("1.234.567,1", True, D("1234567.1")),
+        ("1,234", True, D("1.234")),
+        ("1,234", False, D(1234)),
+        ("1.234", True, D(1234)),
+        ("12,5", False, D("12.5")),
+        ("1234.5", True, D("1234.5")),
+        ("1,23,456", False, None),
+        ("1.2.3", False, None),
+        (".5", False, None),
+        ("5.", False, None),
+        ("1e3", False, None),
+        ("", False, None),
+        ("1 2", False, None),
+    ],
+)
+def test_parse_amount(text, decimal_comma, amount):
+    assert rec.parse_amount(text, decimal_comma) == amount
 
 
 @pytest.mark.parametrize(
@@ -350,7 +393,7 @@ def test_csv_row_errors_in_full():
     assert errors == [
         rec.CsvError(
             2,
-            "amount must be a plain decimal like -1234.56, not '';"
+            "amount must be a number like -1234.56 or 1,234.56, not '';"
             " currency must be a 3-letter ISO 4217 code, not ''",
         ),
         rec.CsvError(4, "customer 'cus_1' already has an amount for 2025-01 on line 3"),

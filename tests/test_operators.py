@@ -1,0 +1,107 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import Command, fields
+from odoo.exceptions import AccessError
+from odoo.tests import tagged
+
+from .common import FusionBillingCase
+
+
+@tagged("post_install", "-at_install")
+class TestOperators(FusionBillingCase):
+    def _notes(self, record):
+        bodies = record.message_ids.mapped("body")
+        return [body for body in bodies if "API key" in body or "secret" in body]
+
+    def test_api_keys_are_logged_without_the_key(self):
+        service = self.service.with_user(self.billing_manager)
+        key = service.generate_api_key("Production")
+        (generated,) = self._notes(self.service)
+        self.assertIn("Production", generated)
+        self.assertNotIn(key, generated)
+        self.assertEqual(
+            self.service.message_ids[0].author_id, self.billing_manager.partner_id
+        )
+        service.api_key_ids.action_fusion_billing_revoke()
+        revoked = self._notes(self.service)[0]
+        self.assertIn("Production", revoked)
+        self.assertIn("revoked", revoked)
+
+    def test_webhook_secret_revealed_to_managers_only(self):
+        action = self.service.with_user(
+            self.billing_manager
+        ).action_reveal_webhook_secret()
+        self.assertEqual((action["res_id"], action["target"]), (self.service.id, "new"))
+        self.assertIn("revealed", self._notes(self.service)[0])
+        with self.assertRaises(AccessError):
+            self.service.with_user(self.billing_user).action_reveal_webhook_secret()
+        with self.assertRaises(AccessError):
+            self.service.with_user(self.billing_user).read(["webhook_secret"])
+
+    def test_deliveries_say_why_they_wait(self):
+        Event = self.env["fusion.billing.webhook.event"]
+        self.assertFalse(self.service.webhook_url)
+        event = Event._queue(self.service, "invoice.created", {"invoice": {"id": 0}})
+        self.assertIn("no", event.status_text.lower())
+        self.assertIn("webhook URL", event.status_text)
+        with patch.object(
+            self.registry["fusion.billing.webhook.event"],
+            "_webhook_resolver",
+            lambda self: lambda host, port: ["93.184.215.14"],
+        ):
+            self.service.webhook_url = "https://billing.example.com/hooks"
+        event.invalidate_recordset(["status_text"])
+        self.assertIn("next delivery run", event.status_text)
+        event.write(
+            {
+                "attempts": 2,
+                "next_attempt_at": fields.Datetime.now() + timedelta(minutes=5),
+                "last_error": "The receiver answered HTTP 503.",
+                "last_status_code": 503,
+            }
+        )
+        self.assertIn("Attempt 2 failed", event.status_text)
+        event.state = "failed"
+        self.assertIn("Gave up after 2 attempts", event.status_text)
+        # The body reads indented, and is the same JSON.
+        self.assertIn('\n  "data": {', event.body_pretty)
+        self.assertEqual(json.loads(event.body_pretty), json.loads(event.body))
+
+    def test_customer_and_partner_smart_buttons(self):
+        customer = self.customer_a
+        self.assertEqual(customer.display_name, "Azure Interior (cus_a)")
+        self.assertEqual(customer.subscription_count, 1)
+        action = customer.action_view_subscriptions()
+        self.assertEqual(
+            self.env["fusion.billing.subscription"].search(action["domain"]),
+            self.subscription_a,
+        )
+        invoice = self.env["account.move"].create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": self.partner_a.id,
+                "fusion_service_id": self.service.id,
+                "invoice_line_ids": [
+                    Command.create(
+                        {"product_id": self.product_usage.id, "price_unit": 3}
+                    )
+                ],
+            }
+        )
+        customer.invalidate_recordset(["invoice_count"])
+        self.assertEqual(customer.invoice_count, 1)
+        action = customer.action_view_invoices()
+        self.assertEqual(self.env["account.move"].search(action["domain"]), invoice)
+        self.assertTrue(customer.action_view_usage()["domain"])
+        contact = self.env["res.partner"].create(
+            {"name": "Azure accounting", "parent_id": self.partner_a.id}
+        )
+        self.assertEqual(contact.fusion_billing_subscription_count, 1)
+        action = contact.action_view_fusion_billing_subscriptions()
+        self.assertEqual(
+            self.env["fusion.billing.subscription"].search(action["domain"]),
+            self.subscription_a,
+        )
