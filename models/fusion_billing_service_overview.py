@@ -46,9 +46,6 @@ class FusionBillingService(models.Model):
     draft_subscription_count = fields.Integer(compute="_compute_overview_counts")
     active_subscription_count = fields.Integer(compute="_compute_overview_counts")
     closed_subscription_count = fields.Integer(compute="_compute_overview_counts")
-    rating_error_count = fields.Integer(compute="_compute_overview_counts")
-    pending_delivery_count = fields.Integer(compute="_compute_overview_counts")
-    failed_delivery_count = fields.Integer(compute="_compute_overview_counts")
     open_delta_count = fields.Integer(compute="_compute_overview_counts")
     cutover_ready = fields.Boolean(
         string="Ready to Cut Over", compute="_compute_overview_counts"
@@ -124,26 +121,6 @@ class FusionBillingService(models.Model):
                 [("service_id", "in", self.ids)], ["service_id", "state"], ["__count"]
             )
         }
-        errors = dict(
-            subscriptions._read_group(
-                [("service_id", "in", self.ids), ("rating_error", "!=", False)],
-                ["service_id"],
-                ["__count"],
-            )
-        )
-        deliveries = {
-            (service.id, state): count
-            for service, state, count in self.env[
-                "fusion.billing.webhook.event"
-            ]._read_group(
-                [
-                    ("service_id", "in", self.ids),
-                    ("state", "in", ("pending", "sending", "failed")),
-                ],
-                ["service_id", "state"],
-                ["__count"],
-            )
-        }
         deltas = dict(
             self.env["fusion.billing.reconciliation"]._read_group(
                 [("service_id", "in", self.ids), ("status", "=", "delta")],
@@ -157,11 +134,6 @@ class FusionBillingService(models.Model):
             service.draft_subscription_count = by_state.get((service.id, "draft"), 0)
             service.active_subscription_count = by_state.get((service.id, "active"), 0)
             service.closed_subscription_count = by_state.get((service.id, "closed"), 0)
-            service.rating_error_count = errors.get(service, 0)
-            service.pending_delivery_count = deliveries.get(
-                (service.id, "pending"), 0
-            ) + deliveries.get((service.id, "sending"), 0)
-            service.failed_delivery_count = deliveries.get((service.id, "failed"), 0)
             service.open_delta_count = deltas.get(service, 0)
             required = max(service.cutover_required_periods, 1)
             matched = reconciliation.matched_periods(
@@ -227,18 +199,6 @@ class FusionBillingService(models.Model):
             "closed": (
                 "fusion_billing.fusion_billing_subscription_action",
                 [*service, ("state", "=", "closed")],
-            ),
-            "rating_errors": (
-                "fusion_billing.fusion_billing_subscription_action",
-                [*service, ("rating_error", "!=", False)],
-            ),
-            "pending_deliveries": (
-                "fusion_billing.fusion_billing_webhook_event_action",
-                [*service, ("state", "in", ("pending", "sending"))],
-            ),
-            "failed_deliveries": (
-                "fusion_billing.fusion_billing_webhook_event_action",
-                [*service, ("state", "=", "failed")],
             ),
             "deltas": (
                 "fusion_billing.fusion_billing_reconciliation_action",

@@ -85,8 +85,8 @@ class TestOverview(FusionBillingCase):
                 service.draft_subscription_count,
                 service.closed_subscription_count,
                 service.rating_error_count,
-                service.pending_delivery_count,
-                service.failed_delivery_count,
+                service.webhook_pending_count,
+                service.webhook_failed_count,
                 service.open_delta_count,
             ),
             (2, 1, 0, 1, 1, 1, 1),
@@ -96,9 +96,6 @@ class TestOverview(FusionBillingCase):
         )
         self.assertEqual(self._open("draft"), self.draft)
         self.assertFalse(self._open("closed"))
-        self.assertEqual(self._open("rating_errors"), self.subscription_b)
-        self.assertEqual(self._open("pending_deliveries"), self.waiting)
-        self.assertEqual(self._open("failed_deliveries"), self.failed)
         self.assertEqual(self._open("deltas"), self.delta)
         self.assertFalse(service.cutover_ready)
         self.assertEqual(service.cutover_progress, "0 of 3 periods")
