@@ -25,6 +25,7 @@
         "views/fusion_billing_charge_views.xml",
         "views/fusion_billing_charge_filter_views.xml",
         "views/fusion_billing_credit_views.xml",
+        "wizards/fusion_billing_change_plan_views.xml",
         "views/fusion_billing_subscription_views.xml",
         "views/fusion_billing_usage_event_views.xml",
         "views/fusion_billing_webhook_event_views.xml",

@@ -236,3 +236,18 @@ def _format_price(value):
     """At least two decimals (0.1 -> '0.10'), more when the price has them."""
     places = max(2, -value.normalize().as_tuple().exponent)
     return f"{value:,.{places}f}"
+
+
+def adjustment(charge, quantity, billed, rounding):
+    """What a closed period still owes for ``charge``: the whole period's
+    ``quantity`` re-rated, minus what was ``billed`` for it already (its
+    invoice line plus earlier adjustments, each a rounded amount).
+
+    Charge models are not additive (graduated tiers, volume prices, packages),
+    so late usage is never priced on its own: the period is priced whole.
+
+    >>> tiers = (Tier(10, "1.00"), Tier(None, "0.50"))
+    >>> adjustment(Charge(VOLUME, tiers=tiers), 12, Decimal("10.00"), "0.01")
+    Decimal('-4.00')
+    """
+    return amount(charge, quantity, rounding) - money.to_decimal(billed)

@@ -43,6 +43,56 @@ def next_boundary(anchor, unit, count, after):
     >>> next_boundary(date(2024, 1, 31), "month", 1, after=date(2023, 1, 1))
     datetime.date(2024, 2, 29)
     """
+    return add_interval(anchor, unit, count, _times_after(anchor, unit, count, after))
+
+
+def period_containing(anchor, unit, count, day):
+    """The anchored period ``[start, end)`` that contains ``day``: the full
+    period a short one is prorated against.
+
+    >>> period_containing(date(2024, 1, 31), "month", 1, date(2024, 3, 10))
+    (datetime.date(2024, 2, 29), datetime.date(2024, 3, 31))
+    >>> period_containing(date(2024, 1, 31), "month", 1, date(2024, 1, 31))
+    (datetime.date(2024, 1, 31), datetime.date(2024, 2, 29))
+    """
+    if day < anchor:
+        raise ValueError(f"{day} is before the anchor {anchor}")
+    times = _times_after(anchor, unit, count, day)
+    return (
+        add_interval(anchor, unit, count, times - 1),
+        add_interval(anchor, unit, count, times),
+    )
+
+
+def prorated_days(start, end, anchor, unit, count):
+    """(days of ``[start, end)``, days of the full anchored period that
+    contains ``start``), both positive; equal for a full period.
+
+    >>> prorated_days(date(2024, 2, 10), date(2024, 3, 1), date(2024, 1, 1), "month", 1)
+    (20, 29)
+    """
+    if end <= start:
+        raise ValueError(f"the period [{start}, {end}) is empty")
+    full_start, full_end = period_containing(anchor, unit, count, start)
+    return (end - start).days, (full_end - full_start).days
+
+
+def closes_at(period_end, grace_hours):
+    """When a period ending (exclusive) on ``period_end`` closes: its end at
+    00:00 UTC plus the grace during which late events are still taken.
+
+    >>> closes_at(date(2026, 2, 1), 1).isoformat()
+    '2026-02-01T01:00:00+00:00'
+    """
+    if isinstance(grace_hours, bool) or not isinstance(grace_hours, int):
+        raise ValueError(f"grace hours must be an integer, got {grace_hours!r}")
+    if grace_hours < 0:
+        raise ValueError(f"grace hours must not be negative, got {grace_hours}")
+    return _midnight_utc(period_end) + timedelta(hours=grace_hours)
+
+
+def _times_after(anchor, unit, count, after):
+    """The smallest k >= 1 with ``add_interval(anchor, unit, count, k) > after``."""
     _check_interval(unit, count)
     # Estimate k arithmetically: every k below the estimate lands in an
     # earlier month (or day) than `after`, and the estimate itself lands in
@@ -55,11 +105,9 @@ def next_boundary(anchor, unit, count, after):
         months_apart = (after.year - anchor.year) * 12 + after.month - anchor.month
         estimate = months_apart // step
     times = max(1, estimate)
-    boundary = add_interval(anchor, unit, count, times)
-    while boundary <= after:
+    while add_interval(anchor, unit, count, times) <= after:
         times += 1
-        boundary = add_interval(anchor, unit, count, times)
-    return boundary
+    return times
 
 
 def billing_window(start_date, last_invoice_date, next_invoice_date):

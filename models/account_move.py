@@ -1,10 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools.sql import column_exists, create_column
 
 from ..core import periods
 
 RECONCILED_MOVE_TYPES = ("out_invoice", "out_refund")
+# Context key: post the invoice of a period that has not closed yet.
+POST_OPEN_PERIOD = "fusion_billing_post_open_period"
 # Changes of these invoice fields can move an invoice into another reconciliation row.
 RECONCILIATION_FIELDS = {
     "state",
@@ -199,6 +202,40 @@ class AccountMove(models.Model):
         result = super()._compute_amount()
         self._fusion_queue_reconciliation_refresh()
         return result
+
+    def _post(self, soft=True):
+        self._fusion_check_period_closed()
+        return super()._post(soft)
+
+    def _fusion_check_period_closed(self):
+        """The invoice of a billing period is final only once the period has
+        closed: until then the rating cron still adds the period's usage to
+        it. Posting it earlier (only with ``fusion_billing_post_open_period``
+        in the context) bills the usage that comes after as an adjustment on
+        the next invoice."""
+        if self.env.context.get(POST_OPEN_PERIOD):
+            return
+        for move in self.filtered(
+            lambda m: m.fusion_subscription_id and m.move_type == "out_invoice"
+        ):
+            subscription = move.fusion_subscription_id
+            closed_until = subscription.last_invoice_date
+            if closed_until and closed_until >= move.fusion_period_end:
+                continue
+            closes_at = periods.closes_at(
+                move.fusion_period_end, subscription.service_id.grace_period_hours
+            )
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s bills a period of %(subscription)s that has "
+                    "not closed: its usage is rated into it until the period closes "
+                    "at %(closes)s UTC. It is finalized then (and posted, if the "
+                    "service posts invoices automatically).",
+                    invoice=move.display_name,
+                    subscription=subscription.display_name,
+                    closes=closes_at.strftime("%Y-%m-%d %H:%M"),
+                )
+            )
 
     def _fusion_queue_reconciliation_refresh(self):
         keys = {

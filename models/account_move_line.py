@@ -36,11 +36,26 @@ class AccountMoveLine(models.Model):
         string="Rated Usage", digits=False, readonly=True, copy=False
     )
 
-    # A rerun updates the line of a charge instead of adding another one.
+    fusion_adjusted_period_start = fields.Date(
+        string="Adjusted Period",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="Start of the closed billing period this line adjusts: late usage "
+        "or cancellations billed after that period's invoice.",
+    )
+
+    # A rerun updates the line of a charge, or its adjustment of a period,
+    # instead of adding another one.
     _fusion_charge_unique = models.UniqueIndex(
         "(move_id, fusion_charge_id, COALESCE(fusion_charge_filter_id, 0)) "
-        "WHERE fusion_charge_id IS NOT NULL",
+        "WHERE fusion_charge_id IS NOT NULL AND fusion_adjusted_period_start IS NULL",
         "The invoice already has a line for this charge.",
+    )
+    _fusion_adjustment_unique = models.UniqueIndex(
+        "(move_id, fusion_charge_id, fusion_adjusted_period_start) "
+        "WHERE fusion_adjusted_period_start IS NOT NULL",
+        "The invoice already adjusts this charge for this period.",
     )
     _fusion_fixed_fee_unique = models.UniqueIndex(
         "(move_id) WHERE fusion_is_fixed_fee",
@@ -55,6 +70,8 @@ class AccountMoveLine(models.Model):
         """The key of the rated line this invoice line was written from (see
         RatedLine), None for a line rating does not own."""
         self.ensure_one()
+        if self.fusion_adjusted_period_start:
+            return (self.fusion_charge_id.id, self.fusion_adjusted_period_start)
         if self.fusion_charge_filter_id:
             return (self.fusion_charge_id.id, self.fusion_charge_filter_id.id)
         if self.fusion_charge_id:

@@ -48,6 +48,14 @@ class FusionBillingPlan(models.Model):
         tracking=True,
         help="Recurring fee billed once per period, on top of usage charges.",
     )
+    prorate_base_price = fields.Boolean(
+        string="Prorate Fixed Fee",
+        default=True,
+        tracking=True,
+        help="A period shorter than the billing interval (a subscription ending, "
+        "a plan change) pays the fixed fee by days: fee x days used / days of the "
+        "full period. Off: every period pays the whole fee.",
+    )
     product_id = fields.Many2one(
         "product.product",
         string="Fixed Fee Product",

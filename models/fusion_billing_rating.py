@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from odoo import api, fields, models, modules
+from odoo import api, models, modules
 from odoo.tools import SQL
 
 from ..core import money, periods
@@ -24,12 +24,14 @@ RATEABLE = SQL("state = 'active' AND next_invoice_date IS NOT NULL")
 
 @dataclass(frozen=True)
 class BillingPeriod:
-    """The half-open window [start, end) of a subscription, rated with one plan."""
+    """The half-open window [start, end) of a subscription, rated with one
+    plan, whose interval series starts on ``anchor``."""
 
     subscription: models.BaseModel
     plan: models.BaseModel
     start: date
     end: date
+    anchor: date
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class RatedLine:
     """One invoice line as rating computed it: a charge's usage (or one of its
     filters' buckets), the fixed fee, or the minimum commitment's true-up."""
 
-    # the charge id, (charge id, filter id) for a filter, FIXED_FEE or MINIMUM
+    # the charge id, (charge id, filter id) for a filter, FIXED_FEE, MINIMUM,
+    # or (charge id, adjusted period start) for an adjustment
     key: object
     product: models.BaseModel
     title: str
@@ -47,6 +50,7 @@ class RatedLine:
     # the charge in force (the plan's or the subscription's own) of usage lines
     charge: models.BaseModel | None = None
     charge_filter: models.BaseModel | None = None
+    adjusted_period: "BillingPeriod | None" = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,11 @@ class FusionBillingRating(models.AbstractModel):
         configured) carries its error instead of lines; the others are rated
         regardless.
         """
+        closed = self._closed_periods_to_rerate(billing_periods)
         errors = {}
-        quantities = self._aggregate(billing_periods, errors)
+        quantities = self._aggregate(billing_periods + closed, errors)
         ratings = []
-        for index, period in enumerate(billing_periods):
+        for index, period in enumerate(billing_periods + closed):
             if index in errors:
                 ratings.append(PeriodRating(period, error=errors[index]))
                 continue
@@ -106,14 +111,90 @@ class FusionBillingRating(models.AbstractModel):
                 ratings.append(PeriodRating(period, error=str(error) or repr(error)))
                 continue
             ratings.append(PeriodRating(period, lines=tuple(lines)))
-        return ratings
+        return self._with_adjustments(
+            ratings[: len(billing_periods)], ratings[len(billing_periods) :]
+        )
+
+    @api.model
+    def _closed_periods_to_rerate(self, billing_periods):
+        """The closed periods of the subscriptions whose open period is among
+        ``billing_periods`` that may bill differently than invoiced (late
+        usage, cancellations, an invoice posted before its period closed)."""
+        closed = []
+        for period in billing_periods:
+            subscription = period.subscription
+            if subscription.rerate_from and period == subscription._open_period():
+                closed.extend(
+                    subscription._closed_periods_since(subscription.rerate_from)
+                )
+        return closed
+
+    @api.model
+    def _with_adjustments(self, ratings, closed_ratings):
+        """Add to each open period's rating the adjustments of the closed
+        periods re-rated with it: per charge, the whole closed period re-rated
+        minus what was billed for it already (its line and earlier
+        adjustments). A closed period whose invoice is still a draft is
+        re-rated in place instead: its rating follows the others."""
+        if not closed_ratings:
+            return ratings
+        by_subscription = defaultdict(list)
+        for rating in closed_ratings:
+            by_subscription[rating.period.subscription].append(rating)
+        in_place = []
+        result = []
+        for rating in ratings:
+            subscription = rating.period.subscription
+            closed = by_subscription.pop(subscription, None)
+            if (
+                not closed
+                or rating.error
+                or rating.period != subscription._open_period()
+            ):
+                result.append(rating)
+                continue
+            invoices = self._period_invoices([r.period for r in closed])
+            adjustments = []
+            failures = []
+            billed = subscription._billed_by_charge_and_period(rating.period)
+            for closed_rating in closed:
+                if closed_rating.error:
+                    failures.append(closed_rating.error)
+                    continue
+                start = closed_rating.period.start
+                invoice = invoices.get((subscription.id, start))
+                if invoice and invoice.state == "draft":
+                    in_place.append(closed_rating)
+                    continue
+                by_charge = defaultdict(list)
+                for line in closed_rating.lines:
+                    if line.charge:
+                        by_charge[line.charge].append(line)
+                # Zero too: an adjustment already on the draft follows it.
+                adjustments.extend(
+                    subscription._prepare_adjustment_line(
+                        closed_rating.period,
+                        charge,
+                        lines,
+                        billed.get((charge.id, start), Decimal(0)),
+                    )
+                    for charge, lines in by_charge.items()
+                )
+            if failures:
+                result.append(PeriodRating(rating.period, error="; ".join(failures)))
+                continue
+            result.append(
+                PeriodRating(rating.period, lines=rating.lines + tuple(adjustments))
+            )
+        return result + in_place
 
     @api.model
     def _aggregate(self, billing_periods, errors):
         """Aggregate the usage of each period's charged metrics, in one query.
 
         Returns {period index: {metric id: Decimal}}; a metric without events
-        in the window is absent (its quantity is 0). Periods charging a metric
+        in the window is absent (its quantity is 0). Cancelled events are
+        never rated. Periods charging a metric
         whose aggregation cannot be computed land in ``errors`` (by index).
         A charge with filters also gets each bucket's own aggregate, under
         (metric id, filter id) and (metric id, None) for the rest.
@@ -182,6 +263,7 @@ class FusionBillingRating(models.AbstractModel):
                    AND e.timestamp < w.date_to
                    %s
                  WHERE e.subscription_id = ANY(%s::int[])
+                   AND e.cancelled IS NOT TRUE
                    AND e.metric_id = ANY(%s::int[])
                    AND e.timestamp >= %s
                    AND e.timestamp < %s
@@ -383,7 +465,8 @@ class FusionBillingRating(models.AbstractModel):
             self.with_company(company)._rate_company_batch(
                 in_company.with_company(company), now, errors
             )
-        values = {"rating_date": fields.Datetime.now()}
+        # The transaction's start: what is stored after it is rated later.
+        values = {"rating_date": self.env.cr.now()}
         if cycle:
             values["rating_cycle"] = cycle
         subscriptions.write(values)
@@ -409,9 +492,12 @@ class FusionBillingRating(models.AbstractModel):
         of the batch are created together (one ``create``: far cheaper per
         invoice).
         """
+        self._mark_late_usage(subscriptions, now)
         pending = subscriptions
         while pending:
-            ratings = self._rate_periods([s._open_period() for s in pending])
+            ratings = self._rate_periods(
+                [period for s in pending for period in s._rated_periods()]
+            )
             invoices = self._period_invoices([rating.period for rating in ratings])
             new_invoice_values = {}
             for rating in ratings:
@@ -419,21 +505,67 @@ class FusionBillingRating(models.AbstractModel):
                 if rating.error:
                     errors[subscription.id] = rating.error
                     continue
-                invoice = invoices.get(subscription.id, self.env["account.move"])
+                key = (subscription.id, rating.period.start)
+                invoice = invoices.get(key, self.env["account.move"])
                 with self._rating_guard(subscription, errors):
                     values = subscription._write_period_rating(rating, invoice)
                     if values:
-                        new_invoice_values[subscription] = values
+                        new_invoice_values[key] = (subscription, values)
             invoices.update(self._create_period_invoices(new_invoice_values, errors))
             behind = pending.browse()
             for subscription in pending.filtered(
                 lambda s: s.id not in errors and s._period_due(now)
             ):
-                invoice = invoices.get(subscription.id, self.env["account.move"])
+                first = subscription._rated_periods()[0]
+                invoice = invoices.get(
+                    (subscription.id, first.start), self.env["account.move"]
+                )
                 with self._rating_guard(subscription, errors):
                     subscription._close_period(invoice)
                     behind |= subscription
-            pending = behind
+            # The next period of each, unless that was the last one.
+            pending = behind.filtered(lambda s: s.state == "active")
+
+    @api.model
+    def _mark_late_usage(self, subscriptions, now):
+        """Note on each subscription the earliest closed period that usage
+        stored (or cancelled) since its last rating falls in, so that the
+        periods from there on are re-rated and adjusted.
+
+        At the claim's lock, every event committed after the previous rating
+        has a later ``write_date`` than it: an insert in flight at that rating
+        made it skip the subscription, and one that came after its lock had to
+        be retried, in a later transaction. Late events are at most the
+        service's late usage days old, which bounds the events read.
+        """
+        adjusting = subscriptions.filtered(
+            lambda s: s.rating_date and s.service_id.late_usage_policy == "adjust"
+        )
+        if not adjusting:
+            return
+        self.env["fusion.billing.usage.event"].flush_model()
+        adjusting.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT s.id, MIN(e.timestamp)
+                  FROM fusion_billing_subscription s
+                  JOIN fusion_billing_service v ON v.id = s.service_id
+                  JOIN fusion_billing_usage_event e
+                    ON e.subscription_id = s.id
+                   AND e.timestamp < COALESCE(s.last_invoice_date, s.start_date)
+                   AND e.timestamp >= %s - make_interval(days => v.late_usage_days)
+                   AND e.write_date >= s.rating_date
+                 WHERE s.id = ANY(%s)
+              GROUP BY s.id
+                """,
+                now.replace(tzinfo=None),
+                adjusting.ids,
+            )
+        )
+        for subscription_id, earliest in self.env.cr.fetchall():
+            subscription = subscriptions.browse(subscription_id)
+            subscription._rerate_from(earliest.date())
 
     @contextmanager
     def _rating_guard(self, subscription, errors):
@@ -450,7 +582,8 @@ class FusionBillingRating(models.AbstractModel):
 
     @api.model
     def _period_invoices(self, billing_periods):
-        """Live (not cancelled) invoice of each period, by subscription id."""
+        """Live (not cancelled) invoice of each period, by (subscription id,
+        period start)."""
         wanted = {(period.subscription.id, period.start) for period in billing_periods}
         invoices = self.env["account.move"].search(
             [
@@ -461,32 +594,35 @@ class FusionBillingRating(models.AbstractModel):
             ]
         )
         return {
-            invoice.fusion_subscription_id.id: invoice
+            key: invoice
             for invoice in invoices
-            if (invoice.fusion_subscription_id.id, invoice.fusion_period_start)
+            if (key := (invoice.fusion_subscription_id.id, invoice.fusion_period_start))
             in wanted
         }
 
     @api.model
-    def _create_period_invoices(self, values_by_subscription, errors):
-        """Create the new invoices with one ``create``; if that fails, again
-        one by one so that only the failing subscriptions are left out.
-        Returns {subscription id: invoice}."""
-        if not values_by_subscription:
+    def _create_period_invoices(self, new_invoice_values, errors):
+        """Create the new invoices, {key: (subscription, values)}, with one
+        ``create``; if that fails, again one by one so that only the failing
+        subscriptions are left out. Returns {key: invoice}."""
+        if not new_invoice_values:
             return {}
         moves = self.env["account.move"]
-        items = list(values_by_subscription.items())
+        items = list(new_invoice_values.items())
         try:
             with self.env.cr.savepoint():
-                invoices = moves.create([values for _sub, values in items])
-                pairs = list(zip((sub for sub, _v in items), invoices, strict=True))
-                for subscription, invoice in pairs:
+                invoices = moves.create([values for _key, (_sub, values) in items])
+                created = {}
+                for (key, (subscription, _values)), invoice in zip(
+                    items, invoices, strict=True
+                ):
                     subscription._queue_invoice_event("invoice.created", invoice)
+                    created[key] = invoice
         except Exception:  # retried one by one below, which records the culprit
-            pairs = []
-            for subscription, values in items:
+            created = {}
+            for key, (subscription, values) in items:
                 with self._rating_guard(subscription, errors):
                     invoice = moves.create(values)
                     subscription._queue_invoice_event("invoice.created", invoice)
-                    pairs.append((subscription, invoice))
-        return {sub.id: invoice for sub, invoice in pairs}
+                    created[key] = invoice
+        return created

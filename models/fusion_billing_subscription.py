@@ -6,13 +6,23 @@ from decimal import Decimal
 from markupsafe import Markup
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import SQL
 
 from ..core import periods, pricing
 from ..core.money import round_money, to_decimal
-from .fusion_billing_rating import FIXED_FEE, MINIMUM, BillingPeriod, RatedLine
+from .fusion_billing_rating import (
+    FIXED_FEE,
+    MINIMUM,
+    BillingPeriod,
+    RatedLine,
+    utc_now,
+)
 
 STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
+# Written on an active subscription only through change_plan.
+PLAN_CHANGE_FIELDS = {"plan_id", "partner_id", "service_id"}
+CHANGING_PLAN = "fusion_billing_changing_plan"
 
 
 class FusionBillingSubscription(models.Model):
@@ -79,6 +89,36 @@ class FusionBillingSubscription(models.Model):
         "The last period ends on it, usage at or after it is refused, and once it "
         "and the grace period have passed the last period is invoiced and the "
         "subscription closed.",
+    )
+    anchor_date = fields.Date(
+        string="Period Anchor",
+        readonly=True,
+        copy=False,
+        help="Date the billing periods are counted from: the start date, or the "
+        "effective date of a change to a plan billed at another interval.",
+    )
+    plan_change_date = fields.Date(
+        readonly=True,
+        copy=False,
+        help="Effective date of a plan change whose cut period has not closed yet: "
+        "usage before it is billed on the previous plan.",
+    )
+    previous_plan_id = fields.Many2one(
+        "fusion.billing.plan",
+        readonly=True,
+        copy=False,
+        ondelete="restrict",
+        help="Plan of the period cut by the plan change, until that period closes.",
+    )
+    previous_anchor_date = fields.Date(readonly=True, copy=False)
+    rerate_from = fields.Date(
+        string="Re-rate From",
+        readonly=True,
+        copy=False,
+        help="Closed periods from this date on may bill differently than invoiced "
+        "(late usage, cancellations, an invoice posted before its period closed): "
+        "each rating re-rates them and adjusts the difference on the open period's "
+        "invoice, until that invoice is final.",
     )
     invoice_ids = fields.One2many(
         "account.move", "fusion_subscription_id", string="Invoices", readonly=True
@@ -223,6 +263,22 @@ class FusionBillingSubscription(models.Model):
                     )
                 )
 
+    @api.constrains("end_date", "last_invoice_date")
+    def _check_end_date(self):
+        # Before the first close, the database's end > start check suffices.
+        for subscription in self.filtered(
+            lambda s: s.end_date and s.last_invoice_date and s.state != "closed"
+        ):
+            if subscription.end_date <= subscription._period_start():
+                raise ValidationError(
+                    self.env._(
+                        "The end date of %(subscription)s must be after %(start)s: "
+                        "the periods before it are already billed.",
+                        subscription=subscription.display_name,
+                        start=subscription._period_start(),
+                    )
+                )
+
     @api.onchange("service_id")
     def _onchange_service_id(self):
         if self.plan_id.service_id != self.service_id:
@@ -243,18 +299,49 @@ class FusionBillingSubscription(models.Model):
         )
 
     def _period_end(self):
-        """Exclusive end of the open period."""
+        """Exclusive end of the open period: the next invoice date, or the
+        end date when the subscription ends first."""
         self.ensure_one()
+        if self.end_date and self.next_invoice_date:
+            return min(self.next_invoice_date, self.end_date)
         return self.next_invoice_date
 
+    def _period_anchor(self):
+        """The date the plan's interval series starts from."""
+        self.ensure_one()
+        return self.anchor_date or self.start_date
+
     def _open_period(self):
-        """The open BillingPeriod, None when the subscription is not rated."""
+        """The open BillingPeriod (after a plan change, the new plan's), None
+        when the subscription is not rated."""
         self.ensure_one()
         if self.state != "active" or not self.next_invoice_date:
             return None
         return BillingPeriod(
-            self, self.plan_id, self._period_start(), self._period_end()
+            self,
+            self.plan_id,
+            self.plan_change_date or self._period_start(),
+            self._period_end(),
+            self._period_anchor(),
         )
+
+    def _rated_periods(self):
+        """The periods rating works on, oldest first: the period a plan change
+        cut, until it closes, then the open period. The first closes first."""
+        self.ensure_one()
+        open_period = self._open_period()
+        if not open_period:
+            return []
+        if not self.plan_change_date:
+            return [open_period]
+        cut_period = BillingPeriod(
+            self,
+            self.previous_plan_id,
+            self._period_start(),
+            self.plan_change_date,
+            self.previous_anchor_date,
+        )
+        return [cut_period, open_period]
 
     def _open_period_rating(self):
         """What the rating cron would bill for each subscription's open period
@@ -264,14 +351,15 @@ class FusionBillingSubscription(models.Model):
         return {
             rating.period.subscription.id: rating
             for rating in self.env["fusion.billing.rating"]._rate_periods(open_periods)
+            if rating.period in open_periods
         }
 
     def _period_due(self, now):
-        """Whether the open period is over at ``now`` (an aware UTC datetime)."""
+        """Whether the first rated period closes at ``now`` (an aware UTC
+        datetime): its end and the service's grace period have passed."""
         self.ensure_one()
-        return (
-            now
-            >= periods.billing_window(self._period_start(), None, self._period_end())[1]
+        return now >= periods.closes_at(
+            self._rated_periods()[0].end, self.service_id.grace_period_hours
         )
 
     def _write_period_rating(self, rating, invoice):
@@ -323,13 +411,7 @@ class FusionBillingSubscription(models.Model):
             )
         if base_price := self._base_price(period):
             rated_lines.append(
-                RatedLine(
-                    key=FIXED_FEE,
-                    product=plan.product_id,
-                    title=self.env._("%(plan)s fixed fee", plan=plan.name),
-                    quantity=Decimal(1),
-                    amount=round_money(base_price, rounding),
-                )
+                self._prepare_fixed_fee_line(period, base_price, rounding)
             )
         return rated_lines
 
@@ -382,6 +464,37 @@ class FusionBillingSubscription(models.Model):
             return to_decimal(self.base_price)
         return to_decimal(period.plan.base_price)
 
+    def _prepare_fixed_fee_line(self, period, base_price, rounding):
+        """The fixed fee; a period shorter than the plan's interval pays it
+        by days, against the full period containing its start."""
+        plan = period.plan
+        days, full_days = periods.prorated_days(
+            period.start,
+            period.end,
+            period.anchor,
+            plan.interval_unit,
+            plan.interval_count,
+        )
+        title = self.env._("%(plan)s fixed fee", plan=plan.name)
+        if days < full_days and plan.prorate_base_price:
+            return RatedLine(
+                key=FIXED_FEE,
+                product=plan.product_id,
+                title=title,
+                quantity=Decimal(1),
+                amount=pricing.prorate(base_price, days, full_days, rounding),
+                pricing=self.env._(
+                    "%(days)s of %(full_days)s days", days=days, full_days=full_days
+                ),
+            )
+        return RatedLine(
+            key=FIXED_FEE,
+            product=plan.product_id,
+            title=title,
+            quantity=Decimal(1),
+            amount=round_money(base_price, rounding),
+        )
+
     def _period_text(self, period):
         """The period as the customer reads it (end date inclusive)."""
         last_day = period.end - timedelta(days=1)
@@ -415,8 +528,10 @@ class FusionBillingSubscription(models.Model):
 
     def _prepare_invoice_line_values(self, period, rated_line):
         """An invoice line whose subtotal is exactly the engine's amount: one
-        unit at the rounded amount (usage and pricing are in the description)."""
-        name = f"{rated_line.title}, {self._period_text(period)}"
+        unit at the rounded amount (usage and pricing are in the description).
+        An adjustment names the period it adjusts."""
+        adjusted = rated_line.adjusted_period
+        name = f"{rated_line.title}, {self._period_text(adjusted or period)}"
         if rated_line.pricing:
             name += f"\n{rated_line.pricing}"
         return {
@@ -431,21 +546,150 @@ class FusionBillingSubscription(models.Model):
             "fusion_is_fixed_fee": rated_line.key == FIXED_FEE,
             "fusion_is_minimum": rated_line.key == MINIMUM,
             "fusion_usage_quantity": float(rated_line.quantity),
+            "fusion_adjusted_period_start": adjusted.start if adjusted else False,
+        }
+
+    def _prepare_adjustment_line(self, closed_period, charge, rated_lines, billed):
+        """The line adjusting ``closed_period`` for ``charge``: the whole
+        period re-rated (``rated_lines``: the charge's lines, one per filter
+        bucket) minus what was ``billed`` for it already."""
+        env = self.with_context(lang=self.partner_id.lang or self.env.lang).env
+        rerated = sum((line.amount for line in rated_lines), Decimal(0))
+        quantity = sum((line.quantity for line in rated_lines), Decimal(0))
+        metric = charge.metric_id
+        currency = closed_period.plan.currency_id.name
+        return RatedLine(
+            key=(charge.id, closed_period.start),
+            product=charge.product_id,
+            title=env._(
+                "Adjustment of %(metric)s",
+                metric=f"{metric.name} ({metric.unit_name})"
+                if metric.unit_name
+                else metric.name,
+            ),
+            quantity=quantity,
+            amount=rerated - billed,
+            pricing=env._(
+                "the period re-rated: %(rerated)s %(currency)s, already billed: "
+                "%(billed)s %(currency)s",
+                rerated=rerated,
+                billed=billed,
+                currency=currency,
+            ),
+            charge=charge,
+            adjusted_period=closed_period,
+        )
+
+    def _rerate_from(self, day):
+        """Have the closed periods from ``day`` on re-rated and adjusted."""
+        for subscription in self:
+            if not subscription.rerate_from or day < subscription.rerate_from:
+                subscription.rerate_from = day
+
+    def _closed_periods_since(self, day):
+        """The closed periods ending after ``day``, from the period anchor on:
+        those of their invoices, with the plan they were rated with, and the
+        plan's anchored periods that billed nothing (no invoice)."""
+        self.ensure_one()
+        first_open = self._rated_periods()[0].start
+        invoices = self.env["account.move"].search(
+            [
+                ("fusion_subscription_id", "=", self.id),
+                ("move_type", "=", "out_invoice"),
+                ("state", "!=", "cancel"),
+                ("fusion_period_end", ">", day),
+                ("fusion_period_start", "<", first_open),
+            ],
+            order="fusion_period_start",
+        )
+        found = [
+            BillingPeriod(
+                self,
+                invoice.invoice_line_ids.filtered(
+                    lambda line: not line.fusion_adjusted_period_start
+                ).fusion_charge_id.plan_id[:1]
+                or self.plan_id,
+                invoice.fusion_period_start,
+                invoice.fusion_period_end,
+                self._period_anchor(),
+            )
+            for invoice in invoices
+            # Periods before a change to another interval are not re-rated:
+            # their series is gone.
+            if invoice.fusion_period_start >= self._period_anchor()
+        ]
+        plan = self.plan_id
+        start = max(day, self._period_anchor())
+        while start < first_open:
+            full_start, full_end = periods.period_containing(
+                self._period_anchor(), plan.interval_unit, plan.interval_count, start
+            )
+            end = min(full_end, first_open)
+            if not any(p.start < end and start < p.end for p in found):
+                found.append(
+                    BillingPeriod(
+                        self,
+                        plan,
+                        full_start,
+                        end,
+                        self._period_anchor(),
+                    )
+                )
+            start = end
+        return sorted(found, key=lambda p: p.start)
+
+    def _billed_by_charge_and_period(self, open_period):
+        """{(charge id, period start): amount} billed so far on the
+        subscription's invoices: each period's own charge lines plus the
+        adjustments of it, those on the open period's invoice aside (rating
+        rewrites them)."""
+        self.ensure_one()
+        self.env["account.move.line"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT l.fusion_charge_id,
+                       COALESCE(l.fusion_adjusted_period_start, m.fusion_period_start),
+                       SUM(l.price_subtotal)
+                  FROM account_move_line l
+                  JOIN account_move m ON m.id = l.move_id
+                 WHERE m.fusion_subscription_id = %s
+                   AND m.move_type = 'out_invoice'
+                   AND m.state != 'cancel'
+                   AND l.fusion_charge_id IS NOT NULL
+                   AND NOT (m.fusion_period_start = %s
+                            AND l.fusion_adjusted_period_start IS NOT NULL)
+              GROUP BY 1, 2
+                """,
+                self.id,
+                open_period.start,
+            )
+        )
+        return {
+            (charge_id, start): to_decimal(amount)
+            for charge_id, start, amount in self.env.cr.fetchall()
         }
 
     def _update_period_invoice(self, period, invoice, rated_lines):
         """Bring the draft ``invoice`` in line with ``rated_lines``: a line
         per key, updated in place (to zero too); no new line for a zero
         amount; untouched when nothing changed. The line of a charge no longer
-        in force (replaced by a custom price, say) goes; the minimum
-        commitment's belongs to the period's close."""
+        in force (replaced by a custom price, its plan changed from the
+        period's start) goes; the minimum commitment's belongs to the period's
+        close, adjustments of other periods stay. The period's end follows it
+        (an end date, a plan change)."""
         self.ensure_one()
         existing = {
             line._fusion_rated_key(): line
             for line in invoice.invoice_line_ids
             if line._fusion_rated_key()
         }
-        commands = []
+        rated_keys = {rated.key for rated in rated_lines}
+        commands = [
+            Command.unlink(line.id)
+            for key, line in existing.items()
+            if key not in rated_keys and not line.fusion_adjusted_period_start
+        ]
         for rated in rated_lines:
             values = self._prepare_invoice_line_values(period, rated)
             line = existing.get(rated.key)
@@ -458,10 +702,15 @@ class FusionBillingSubscription(models.Model):
         commands += [
             Command.unlink(line.id)
             for key, line in existing.items()
-            if key not in rated_keys and key != MINIMUM
+            if key not in rated_keys
+            and key != MINIMUM
+            and not line.fusion_adjusted_period_start
         ]
-        if commands:
-            invoice.write({"invoice_line_ids": commands})
+        values = {"invoice_line_ids": commands} if commands else {}
+        if invoice.fusion_period_end != period.end:
+            values["fusion_period_end"] = period.end
+        if values:
+            invoice.write(values)
 
     @api.model
     def _line_differs(self, line, values):
@@ -479,17 +728,46 @@ class FusionBillingSubscription(models.Model):
         periods never drift; post the invoice if the service says so and tell
         the app the invoice is final."""
         self.ensure_one()
-        invoice = self._settle_period(self._open_period(), invoice)
+        invoice = self._settle_period(self._rated_periods()[0], invoice)
+        if invoice.state == "posted":
+            # Posted before its period closed: what came after is adjusted on
+            # the next invoices.
+            self._rerate_from(invoice.fusion_period_start)
+        elif not self.plan_change_date:
+            # The invoice now final carries the adjustments rated so far.
+            self.rerate_from = False
+        if self.plan_change_date:
+            # The period a plan change cut: the new plan's period goes on.
+            self.write(
+                {
+                    "last_invoice_date": self.plan_change_date,
+                    "plan_change_date": False,
+                    "previous_plan_id": False,
+                    "previous_anchor_date": False,
+                }
+            )
+            self._finalize_period_invoice(invoice)
+            return
         plan = self.plan_id
         period_end = self._period_end()
-        self.write(
-            {
-                "last_invoice_date": period_end,
-                "next_invoice_date": periods.next_boundary(
-                    self.start_date, plan.interval_unit, plan.interval_count, period_end
-                ),
-            }
-        )
+        values = {
+            "last_invoice_date": period_end,
+            "next_invoice_date": periods.next_boundary(
+                self._period_anchor(),
+                plan.interval_unit,
+                plan.interval_count,
+                period_end,
+            ),
+        }
+        if period_end == self.end_date:
+            # The last period: nothing is rated after it.
+            values.update(next_invoice_date=False, state="closed")
+        self.write(values)
+        self._finalize_period_invoice(invoice)
+
+    def _finalize_period_invoice(self, invoice):
+        """The closed period's invoice is final: post it if the service says
+        so and tell the app."""
         if not invoice:
             return
         if invoice.state == "draft" and self.service_id.auto_post_invoices:
@@ -529,7 +807,9 @@ class FusionBillingSubscription(models.Model):
             (
                 to_decimal(line.price_subtotal)
                 for line in invoice.invoice_line_ids
-                if line.fusion_charge_id or line.fusion_is_fixed_fee
+                # Adjustments bill earlier periods.
+                if (line.fusion_charge_id and not line.fusion_adjusted_period_start)
+                or line.fusion_is_fixed_fee
             ),
             Decimal(0),
         )
@@ -682,14 +962,184 @@ class FusionBillingSubscription(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         subscriptions = super().create(vals_list)
+        for subscription in subscriptions.filtered(lambda s: s.state == "active"):
+            subscription._check_customer()
         subscriptions._schedule_first_period()
         return subscriptions
 
     def write(self, vals):
+        if not PLAN_CHANGE_FIELDS.isdisjoint(vals):
+            self._check_plan_change(vals)
+        if "state" in vals:
+            self._check_state_change(vals)
         result = super().write(vals)
         if vals.get("state") == "active":
             self._schedule_first_period()
         return result
+
+    def _check_state_change(self, vals):
+        """The one guard of state changes, whichever way they are written
+        (buttons, the rating cron, RPC, imports): draft -> active for a customer
+        of the service, draft -> closed, and active -> closed only with the
+        last period billed (the rating cron does it once the end date and its
+        grace have passed; Close sets the end date)."""
+        state = vals["state"]
+        for subscription in self.filtered(lambda s: s.state != state):
+            change = (subscription.state, state)
+            if change == ("draft", "active"):
+                subscription._check_customer(vals.get("partner_id"))
+            elif change == ("active", "closed"):
+                end_date = vals.get("end_date", subscription.end_date)
+                billed_until = vals.get(
+                    "last_invoice_date", subscription.last_invoice_date
+                )
+                if not end_date or fields.Date.to_date(billed_until) != (
+                    fields.Date.to_date(end_date)
+                ):
+                    raise UserError(
+                        self.env._(
+                            "Subscription %(subscription)s still has a period to "
+                            "bill: use Close, which sets its end date; it is closed "
+                            "once its last period is invoiced.",
+                            subscription=subscription.display_name,
+                        )
+                    )
+            elif change != ("draft", "closed"):
+                raise UserError(
+                    self.env._(
+                        "Subscription %(subscription)s cannot go from %(old)s to "
+                        "%(new)s.",
+                        subscription=subscription.display_name,
+                        old=subscription.state,
+                        new=state,
+                    )
+                )
+
+    def _check_plan_change(self, vals):
+        """The plan, customer and service of an active subscription change
+        only through Change Plan, which cuts the open period so that every
+        invoice is rated with one plan."""
+        allowed = {"plan_id"} if self.env.context.get(CHANGING_PLAN) else set()
+        for subscription in self.filtered(lambda s: s.state == "active"):
+            changed = [
+                name
+                for name in PLAN_CHANGE_FIELDS - allowed
+                if name in vals and subscription[name].id != vals[name]
+            ]
+            if changed:
+                raise UserError(
+                    self.env._(
+                        "The plan, customer and service of active subscription "
+                        "%(subscription)s cannot be written directly: use Change "
+                        "Plan, which bills the usage before the change on the old "
+                        "plan. (To move it to another customer or service, close it "
+                        "and subscribe anew.)",
+                        subscription=subscription.display_name,
+                    )
+                )
+
+    def change_plan(self, plan, effective_date=None):
+        """Move the subscription to ``plan`` from ``effective_date`` (default:
+        today, UTC), a day of the open period.
+
+        The open period is cut there: its part before the change stays on the
+        old plan (a short period, closed after the grace), the part after it
+        is a short period of the new plan up to the original next invoice date,
+        and later periods keep the anchor. A plan billed at another interval
+        starts its periods on the effective date instead.
+        """
+        self.ensure_one()
+        if not self.env.su and not self.env.user.has_group(
+            "fusion_billing.group_fusion_billing_manager"
+        ):
+            raise AccessError(self.env._("Only billing managers change plans."))
+        plan = self.env["fusion.billing.plan"].browse(int(plan))
+        effective_date = fields.Date.to_date(effective_date) or utc_now().date()
+        start, end = self._period_start(), self._period_end()
+        if self.state != "active":
+            raise UserError(self.env._("Only an active subscription changes plan."))
+        if plan.service_id != self.service_id or plan == self.plan_id:
+            raise UserError(
+                self.env._(
+                    "Choose another plan of %(service)s.",
+                    service=self.service_id.display_name,
+                )
+            )
+        if self.plan_change_date:
+            raise UserError(
+                self.env._(
+                    "The plan already changed on %(date)s: change it again once the "
+                    "period before that change has closed.",
+                    date=self.plan_change_date,
+                )
+            )
+        if not start <= effective_date < end:
+            raise UserError(
+                self.env._(
+                    "The effective date must lie in the open period, from %(start)s "
+                    "to %(last)s.",
+                    start=start,
+                    last=end - timedelta(days=1),
+                )
+            )
+        old_plan = self.plan_id
+        values = {"plan_id": plan.id}
+        if effective_date > start:
+            values.update(
+                plan_change_date=effective_date,
+                previous_plan_id=old_plan.id,
+                previous_anchor_date=self._period_anchor(),
+            )
+        if (plan.interval_unit, plan.interval_count) != (
+            old_plan.interval_unit,
+            old_plan.interval_count,
+        ):
+            values.update(
+                anchor_date=effective_date,
+                next_invoice_date=periods.add_interval(
+                    effective_date, plan.interval_unit, plan.interval_count
+                ),
+            )
+        self.with_context(**{CHANGING_PLAN: True}).write(values)
+        self.message_post(
+            body=self.env._(
+                "Plan changed from %(old)s to %(new)s on %(date)s.",
+                old=old_plan.display_name,
+                new=plan.display_name,
+                date=effective_date,
+            )
+        )
+        return True
+
+    def _check_customer(self, partner_id=None):
+        """Only a partner (or its commercial partner) that is a customer of
+        the service can be subscribed: usage names its customer."""
+        self.ensure_one()
+        partner = (
+            self.env["res.partner"].browse(partner_id)
+            if partner_id
+            else self.partner_id
+        )
+        customers = (
+            self.env["fusion.billing.customer"]
+            .sudo()
+            .search_count(
+                [
+                    ("service_id", "=", self.service_id.id),
+                    ("partner_id", "in", (partner | partner.commercial_partner_id).ids),
+                ],
+                limit=1,
+            )
+        )
+        if not customers:
+            raise UserError(
+                self.env._(
+                    "%(partner)s is not a customer of %(service)s: link the "
+                    "customer to the service before activating the subscription.",
+                    partner=partner.display_name,
+                    service=self.service_id.display_name,
+                )
+            )
 
     def _schedule_first_period(self):
         """An active subscription is rated up to its next invoice date: one made
@@ -706,7 +1156,14 @@ class FusionBillingSubscription(models.Model):
         return True
 
     def action_close(self):
-        self.write({"state": "closed"})
+        """End the subscriptions: a draft one at once; an active one bills
+        its usage up to its end date (tomorrow, UTC, when none is set, so that
+        today's usage is billed) and is closed when that last period is."""
+        self.filtered(lambda s: s.state == "draft").write({"state": "closed"})
+        tomorrow = utc_now().date() + timedelta(days=1)
+        self.filtered(lambda s: s.state == "active" and not s.end_date).write(
+            {"end_date": tomorrow}
+        )
         return True
 
     def action_rate_now(self):

@@ -10,6 +10,7 @@ SECTIONS = (
     ("CONFIGURE.md", "Configuration"),
     ("API.md", "Sending usage: the HTTP API"),
     ("RATING.md", "Rating: from usage to invoices"),
+    ("LIFECYCLE.md", "Period lifecycle"),
     ("PRICING.md", "Pricing"),
     ("WEBHOOKS.md", "Webhooks"),
     ("RECONCILIATION.md", "Dual-run reconciliation"),

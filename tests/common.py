@@ -1,8 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import uuid
+from contextlib import closing
 from datetime import date
 
-from odoo import Command
-from odoo.tests import new_test_user
+from odoo import SUPERUSER_ID, Command, api
+from odoo.sql_db import db_connect
+from odoo.tests import TransactionCase, new_test_user
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
@@ -65,6 +68,27 @@ class FusionBillingCase(AccountTestInvoicingCommon):
         )
         cls.subscription_b = cls._create_subscription(
             cls.service, cls.partner_b, cls.plan, "sub_b", date(2026, 1, 1)
+        )
+
+    @classmethod
+    def _store_event(cls, subscription, metric, quantity, timestamp, **values):
+        """A usage event stored as the API stores it: events come in through
+        the API only (sudo there), no group creates them."""
+        cls.stored_events = getattr(cls, "stored_events", 0) + 1
+        return (
+            cls.env["fusion.billing.usage.event"]
+            .sudo()
+            .create(
+                {
+                    "service_id": subscription.service_id.id,
+                    "subscription_id": subscription.id,
+                    "metric_id": metric.id,
+                    "quantity": quantity,
+                    "timestamp": timestamp.replace(tzinfo=None),
+                    "idempotency_key": f"evt-{cls.stored_events}",
+                    **values,
+                }
+            )
         )
 
     @classmethod
@@ -141,3 +165,114 @@ class FusionBillingCase(AccountTestInvoicingCommon):
         )
         subscription.action_activate()
         return subscription
+
+
+class CommittedServiceCase(TransactionCase):
+    """Real transactions on connections of their own, for races: a service with
+    a metric ``api_calls`` charged on one plan, a customer ``c`` and its active
+    subscription ``s``, committed through a separate connection (the test
+    transaction is invisible to others) and removed afterwards."""
+
+    def _fixture_start_date(self):
+        return date(2026, 1, 1)
+
+    def _fixture_service_values(self):
+        return {}
+
+    def setUp(self):
+        super().setUp()
+        # Lets another thread reach the registry (as HttpCase does): the test
+        # runner holds the registry lock.
+        self.registry_enter_test_mode()
+        self.database = db_connect(self.env.cr.dbname)
+        with closing(self.database.cursor()) as cr:
+            cr.execute("SET LOCAL lock_timeout = '10s'")
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            service = env["fusion.billing.service"].create(
+                {
+                    "name": "Race",
+                    "code": f"race-{uuid.uuid4().hex[:8]}",
+                    **self._fixture_service_values(),
+                }
+            )
+            metric = env["fusion.billing.metric"].create(
+                {"service_id": service.id, "code": "api_calls", "name": "Calls"}
+            )
+            plan = env["fusion.billing.plan"].create(
+                {"service_id": service.id, "name": "Race", "code": "race"}
+            )
+            env["fusion.billing.charge"].create(
+                {
+                    "plan_id": plan.id,
+                    "metric_id": metric.id,
+                    "unit_price": 1.0,
+                    "product_id": env["product.product"]
+                    .create({"name": "Race usage"})
+                    .id,
+                }
+            )
+            partner = env["res.partner"].create({"name": "Race customer"})
+            env["fusion.billing.customer"].create(
+                {
+                    "service_id": service.id,
+                    "partner_id": partner.id,
+                    "external_ref": "c",
+                }
+            )
+            subscription = env["fusion.billing.subscription"].create(
+                {
+                    "service_id": service.id,
+                    "partner_id": partner.id,
+                    "plan_id": plan.id,
+                    "external_ref": "s",
+                    "start_date": self._fixture_start_date(),
+                }
+            )
+            subscription.action_activate()
+            cr.commit()  # pylint: disable=invalid-commit
+            self.service_id = service.id
+            self.user_id = service.user_id.id
+            self.subscription_id = subscription.id
+            self.period_end = subscription.next_invoice_date
+        self.addCleanup(self._remove_fixtures)
+
+    def _remove_fixtures(self):
+        with closing(self.database.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            service = env["fusion.billing.service"].browse(self.service_id)
+            env["account.move"].search(
+                [("fusion_subscription_id", "in", service.subscription_ids.ids)]
+            ).unlink()
+            for table in (
+                "fusion_billing_usage_event",
+                "fusion_billing_webhook_event",
+                "fusion_billing_reconciliation",
+            ):
+                cr.execute(f"DELETE FROM {table} WHERE service_id = %s", [service.id])
+            partners = service.customer_ids.partner_id
+            products = service.plan_ids.charge_ids.product_id
+            user = service.user_id
+            service.subscription_ids.unlink()
+            service.plan_ids.unlink()
+            service.unlink()
+            user.unlink()
+            partners.unlink()
+            products.product_tmpl_id.unlink()
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def _api_event(self, key, quantity, timestamp):
+        """An event of subscription ``s`` as the app sends it."""
+        return {
+            "idempotency_key": key,
+            "subscription": "s",
+            "customer": "c",
+            "metric": "api_calls",
+            "quantity": quantity,
+            "timestamp": timestamp.isoformat(),
+        }
+
+    def _ingest(self, cr, events):
+        """Results of ingesting ``events`` as the service, on ``cr``."""
+        env = api.Environment(cr, self.user_id, {}, su=True)
+        service = env["fusion.billing.service"].browse(self.service_id)
+        return env["fusion.billing.usage.event"]._ingest(service, events)

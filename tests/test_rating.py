@@ -41,33 +41,19 @@ class TestRating(FusionBillingCase):
         cls.subscription_c = cls._create_subscription(
             cls.service, cls.partner_c, cls.plan_usage, "sub_c", JAN
         )
-        cls.event_count = 0
 
     # -- helpers ---------------------------------------------------------
 
     @classmethod
     def _event(cls, subscription, metric, quantity, timestamp, properties=None):
-        cls.event_count += 1
-        # Events come in through the API only (sudo there); no group creates them.
-        return (
-            cls.env["fusion.billing.usage.event"]
-            .sudo()
-            .create(
-                {
-                    "service_id": subscription.service_id.id,
-                    "subscription_id": subscription.id,
-                    "metric_id": metric.id,
-                    "quantity": quantity,
-                    "timestamp": timestamp,
-                    "idempotency_key": f"evt-{cls.event_count}",
-                    "properties": properties or {},
-                }
-            )
+        return cls._store_event(
+            subscription, metric, quantity, timestamp, properties=properties or {}
         )
 
     def _rate(self, day, **kwargs):
-        """Run the rating cron as it runs at 00:00 UTC on ``day``."""
-        now = datetime.combine(day, time(), tzinfo=timezone.utc)
+        """Run the rating cron as it runs at 01:00 UTC on ``day``: a period
+        ending that day has just closed (its grace is one hour)."""
+        now = datetime.combine(day, time(1), tzinfo=timezone.utc)
         self.env["fusion.billing.rating"]._cron_rate_usage(now=now, **kwargs)
 
     def _invoices(self, subscription):
@@ -538,7 +524,7 @@ class TestRating(FusionBillingCase):
         self._event(sub, self.metric_calls, 800, datetime(2026, 1, 9))
         self._rate(date(2026, 1, 20))
         invoice = self._invoices(sub)
-        invoice.action_post()
+        invoice.with_context(fusion_billing_post_open_period=True).action_post()
         total = invoice.amount_total
         self._event(sub, self.metric_calls, 800, datetime(2026, 1, 19))
         self._rate(date(2026, 1, 20))

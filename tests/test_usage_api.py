@@ -2,7 +2,6 @@
 import http.client
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, timedelta, timezone
@@ -13,16 +12,15 @@ from urllib.parse import urlsplit
 import requests
 from werkzeug.test import EnvironBuilder
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import api, fields
 from odoo import http as odoo_http
 from odoo.exceptions import AccessError, UserError
 from odoo.service.model import retrying
-from odoo.sql_db import db_connect
-from odoo.tests import HttpCase, TransactionCase, tagged
+from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
 from ..core import usage
-from .common import FusionBillingCase
+from .common import CommittedServiceCase, FusionBillingCase
 
 JSON = "application/json"
 
@@ -381,8 +379,8 @@ class TestUsageApi(UsageApiCase):
         self.assertRejected(
             self.event(subscription="sub_draft"), usage.SUBSCRIPTION_NOT_ACTIVE
         )
-        draft.action_activate()
-        draft.action_close()
+        draft.action_close()  # never activated: closed at once
+        self.assertEqual(draft.state, "closed")
         self.assertRejected(
             self.event(subscription="sub_draft"), usage.SUBSCRIPTION_NOT_ACTIVE
         )
@@ -760,100 +758,14 @@ class TestUsageApi(UsageApiCase):
 
 
 @tagged("post_install", "-at_install")
-class TestConcurrentIngestion(TransactionCase):
-    """Two real PostgreSQL transactions store the same events at the same time.
-
-    The test transaction cannot take part (other connections do not see its
-    data), so the fixtures are committed through a separate connection and
-    removed afterwards.
-    """
-
-    def setUp(self):
-        super().setUp()
-        # Lets another thread reach the registry (as HttpCase does): the test
-        # runner holds the registry lock.
-        self.registry_enter_test_mode()
-        self.database = db_connect(self.env.cr.dbname)
-        self.code = f"race-{uuid.uuid4().hex[:8]}"
-        with closing(self.database.cursor()) as cr:
-            cr.execute("SET LOCAL lock_timeout = '10s'")
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            service = env["fusion.billing.service"].create(
-                {"name": "Race", "code": self.code}
-            )
-            metric = env["fusion.billing.metric"].create(
-                {"service_id": service.id, "code": "api_calls", "name": "Calls"}
-            )
-            plan = env["fusion.billing.plan"].create(
-                {"service_id": service.id, "name": "Race", "code": "race"}
-            )
-            env["fusion.billing.charge"].create(
-                {
-                    "plan_id": plan.id,
-                    "metric_id": metric.id,
-                    "product_id": env["product.product"]
-                    .create({"name": "Race usage"})
-                    .id,
-                }
-            )
-            partner = env["res.partner"].create({"name": "Race customer"})
-            env["fusion.billing.customer"].create(
-                {
-                    "service_id": service.id,
-                    "partner_id": partner.id,
-                    "external_ref": "c",
-                }
-            )
-            env["fusion.billing.subscription"].create(
-                {
-                    "service_id": service.id,
-                    "partner_id": partner.id,
-                    "plan_id": plan.id,
-                    "external_ref": "s",
-                    "start_date": date(2026, 1, 1),
-                }
-            ).action_activate()
-            cr.commit()  # pylint: disable=invalid-commit
-            self.service_id = service.id
-            self.user_id = service.user_id.id
-        self.addCleanup(self._remove_fixtures)
-
-    def _remove_fixtures(self):
-        with closing(self.database.cursor()) as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            service = env["fusion.billing.service"].browse(self.service_id)
-            cr.execute(
-                "DELETE FROM fusion_billing_usage_event WHERE service_id = %s",
-                [service.id],
-            )
-            partners = service.customer_ids.partner_id
-            products = service.plan_ids.charge_ids.product_id
-            user = service.user_id
-            service.subscription_ids.unlink()
-            service.plan_ids.unlink()
-            service.unlink()
-            user.unlink()
-            partners.unlink()
-            products.product_tmpl_id.unlink()
-            cr.commit()  # pylint: disable=invalid-commit
-
-    def _ingest(self, cr, events):
-        env = api.Environment(cr, self.user_id, {}, su=True)
-        service = env["fusion.billing.service"].browse(self.service_id)
-        return env["fusion.billing.usage.event"]._ingest(service, events)
+class TestConcurrentIngestion(CommittedServiceCase):
+    """Two real PostgreSQL transactions store the same events at the same time."""
 
     def test_concurrent_replay_ends_as_duplicate_or_conflict(self):
-        timestamp = iso(datetime.now(timezone.utc) - timedelta(hours=1))
+        timestamp = datetime.now(timezone.utc) - timedelta(hours=1)
 
         def event(key, quantity):
-            return {
-                "idempotency_key": key,
-                "subscription": "s",
-                "customer": "c",
-                "metric": "api_calls",
-                "quantity": quantity,
-                "timestamp": timestamp,
-            }
+            return self._api_event(key, quantity, timestamp)
 
         outcome = {}
         with (

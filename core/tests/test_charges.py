@@ -427,3 +427,36 @@ def test_describe_always_renders(charge, quantity):
     assert text
     if quantity:
         assert text.endswith(("€", ")"))
+
+
+# --- late usage: adjustments ------------------------------------------------
+
+
+@given(charges_of_every_model(), st.lists(quantities, min_size=1, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_billed_plus_adjustments_is_the_rating_of_the_whole_period(charge, batches):
+    """Usage arriving in batches after each billing: every adjustment is the
+    whole period re-rated minus what was billed, so what was billed in total
+    is the whole period's amount, and a rerun with nothing new adjusts zero."""
+    billed = D(0)
+    seen = D(0)
+    for batch in batches:
+        seen += batch
+        billed += charges.adjustment(charge, seen, billed, CENT)
+        assert billed == charges.amount(charge, seen, CENT)
+        assert charges.adjustment(charge, seen, billed, CENT) == 0
+
+
+def test_adjustments_are_not_the_late_usage_priced_alone():
+    """Pricing the late usage on its own would bill graduated and package
+    charges wrongly: 8 then 8 more units in packages of 10 are 2 packages, the
+    second one owed by the adjustment."""
+    package = Charge(PACKAGE, package_price="5", unit_batch=10)
+    billed = charges.amount(package, 8, CENT)
+    assert charges.adjustment(package, 16, billed, CENT) == D("5.00")
+    assert charges.amount(package, 8, CENT) == D("5.00")
+    graduated = Charge(GRADUATED, tiers=TIERS)
+    billed = charges.amount(graduated, 90, CENT)
+    # 90 units billed 14.00; 120 units are 18.60; the 30 late ones alone 8.00.
+    assert charges.adjustment(graduated, 120, billed, CENT) == D("4.60")
+    assert charges.amount(graduated, 30, CENT) == D("8.00")

@@ -1,12 +1,13 @@
 import calendar
 import doctest
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import periods
+from core import periods, pricing
 from core.periods import add_interval, billing_window, next_boundary, period_label
 
 dates = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
@@ -160,3 +161,96 @@ def test_next_boundary_agrees_with_add_interval(anchor, unit, count, offset_days
         times += 1
     assert boundary == add_interval(anchor, unit, count, times)
     assert boundary > after
+
+
+# --- short periods: proration by days --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "anchor", "unit", "expected"),
+    [
+        # February of a leap year, then of a common year
+        (date(2024, 2, 10), date(2024, 3, 1), date(2024, 1, 1), "month", (20, 29)),
+        (date(2023, 2, 10), date(2023, 3, 1), date(2023, 1, 1), "month", (19, 28)),
+        # anchored on the 31st: the full period is Feb 29 -> Mar 31
+        (date(2024, 2, 29), date(2024, 3, 15), date(2024, 1, 31), "month", (15, 31)),
+        # one day
+        (date(2024, 3, 5), date(2024, 3, 6), date(2024, 1, 1), "month", (1, 31)),
+        (date(2024, 12, 31), date(2025, 1, 1), date(2024, 1, 1), "year", (1, 366)),
+        # a leap-day anchor: years end on Feb 28 until the next leap year
+        (date(2025, 1, 1), date(2025, 2, 1), date(2024, 2, 29), "year", (31, 365)),
+        (date(2027, 3, 1), date(2028, 2, 29), date(2024, 2, 29), "year", (365, 366)),
+        # a full period
+        (date(2024, 1, 1), date(2024, 2, 1), date(2024, 1, 1), "month", (31, 31)),
+        (date(2024, 1, 8), date(2024, 1, 10), date(2024, 1, 1), "week", (2, 7)),
+    ],
+)
+def test_prorated_days_table(start, end, anchor, unit, expected):
+    assert periods.prorated_days(start, end, anchor, unit, 1) == expected
+
+
+def test_prorated_days_rejects_empty_and_pre_anchor_periods():
+    with pytest.raises(ValueError, match="empty"):
+        periods.prorated_days(
+            date(2024, 1, 5), date(2024, 1, 5), date(2024, 1, 1), "day", 1
+        )
+    with pytest.raises(ValueError, match="before the anchor"):
+        periods.period_containing(date(2024, 1, 5), "month", 1, date(2024, 1, 4))
+
+
+@given(dates, units, counts, st.integers(min_value=0, max_value=4000))
+@settings(max_examples=300, deadline=None)
+def test_period_containing_is_the_series_period_around_the_day(
+    anchor, unit, count, offset
+):
+    day = anchor + timedelta(days=offset)
+    start, end = periods.period_containing(anchor, unit, count, day)
+    assert start <= day < end
+    assert end == next_boundary(anchor, unit, count, start)
+    assert (
+        start == anchor
+        or next_boundary(anchor, unit, count, start - timedelta(days=1)) == start
+    )
+
+
+@given(dates, units, counts, st.integers(min_value=0, max_value=4000), st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_period_cut_anywhere_is_two_short_periods_of_one_full(
+    anchor, unit, count, offset, data
+):
+    """A plan change or an end date cuts a full period in two: both parts are
+    prorated against that same full period, their days add up to it, and the
+    two prorated fees add up to the full fee within one rounding each."""
+    start, end = periods.period_containing(
+        anchor, unit, count, anchor + timedelta(days=offset)
+    )
+    full_days = (end - start).days
+    cut = start + timedelta(days=data.draw(st.integers(1, max(1, full_days - 1))))
+    if cut >= end:
+        return
+    first = periods.prorated_days(start, cut, anchor, unit, count)
+    second = periods.prorated_days(cut, end, anchor, unit, count)
+    assert first[1] == second[1] == full_days
+    assert first[0] + second[0] == full_days
+    fee = data.draw(st.decimals(min_value=0, max_value=10**6, places=2))
+    parts = [pricing.prorate(fee, days, full, "0.01") for days, full in (first, second)]
+    assert abs(sum(parts) - fee) <= Decimal("0.01")
+    assert pricing.prorate(fee, full_days, full_days, "0.01") == fee
+
+
+@pytest.mark.parametrize(
+    ("end", "grace", "expected"),
+    [
+        (date(2026, 2, 1), 0, datetime(2026, 2, 1, tzinfo=timezone.utc)),
+        (date(2026, 2, 1), 1, datetime(2026, 2, 1, 1, tzinfo=timezone.utc)),
+        (date(2026, 2, 28), 72, datetime(2026, 3, 3, tzinfo=timezone.utc)),
+    ],
+)
+def test_closes_at(end, grace, expected):
+    assert periods.closes_at(end, grace) == expected
+
+
+@pytest.mark.parametrize("grace", [-1, 1.5, True, None])
+def test_closes_at_rejects(grace):
+    with pytest.raises(ValueError, match="grace hours"):
+        periods.closes_at(date(2026, 2, 1), grace)
