@@ -684,12 +684,7 @@ class FusionBillingSubscription(models.Model):
             for line in invoice.invoice_line_ids
             if line._fusion_rated_key()
         }
-        rated_keys = {rated.key for rated in rated_lines}
-        commands = [
-            Command.unlink(line.id)
-            for key, line in existing.items()
-            if key not in rated_keys and not line.fusion_adjusted_period_start
-        ]
+        commands = []
         for rated in rated_lines:
             values = self._prepare_invoice_line_values(period, rated)
             line = existing.get(rated.key)

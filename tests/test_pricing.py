@@ -309,8 +309,9 @@ class TestPricingRating(FusionBillingCase):
         )
 
     def _rate(self, day):
-        """Run the rating cron as it runs at 00:00 UTC on ``day``."""
-        now = datetime.combine(day, time(), tzinfo=timezone.utc)
+        """Run the rating cron as it runs at 01:00 UTC on ``day``: a period
+        ending that day has just closed (its grace is one hour)."""
+        now = datetime.combine(day, time(1), tzinfo=timezone.utc)
         self.env["fusion.billing.rating"]._cron_rate_usage(now=now)
 
     def _invoices(self, subscription):
@@ -381,7 +382,7 @@ class TestPricingRating(FusionBillingCase):
             unit_price=0.02,
             subscription_id=self.sub_x.id,
         )
-        self.sub_x.sudo().plan_id = other_plan
+        self.sub_x.change_plan(other_plan, JAN)
         self._event(self.sub_x, 1000, date(2026, 1, 10))
         self._rate(date(2026, 1, 20))
         line = self._invoices(self.sub_x).invoice_line_ids
