@@ -216,7 +216,11 @@ class AccountMove(models.Model):
         if self.env.context.get(POST_OPEN_PERIOD):
             return
         for move in self.filtered(
-            lambda m: m.fusion_subscription_id and m.move_type == "out_invoice"
+            lambda m: (
+                m.fusion_subscription_id
+                and m.fusion_period_end
+                and m.move_type == "out_invoice"
+            )
         ):
             subscription = move.fusion_subscription_id
             closed_until = subscription.last_invoice_date

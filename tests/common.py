@@ -154,6 +154,13 @@ class FusionBillingCase(AccountTestInvoicingCommon):
 
     @classmethod
     def _create_subscription(cls, service, partner, plan, external_ref, start_date):
+        """An active subscription; its partner made a customer of the service
+        first if it is not one (only customers are subscribed)."""
+        customers = cls.env["fusion.billing.customer"].search(
+            [("service_id", "=", service.id), ("partner_id", "=", partner.id)]
+        )
+        if not customers:
+            cls._create_customer(service, partner, f"cus_{external_ref}")
         subscription = cls.env["fusion.billing.subscription"].create(
             {
                 "service_id": service.id,

@@ -64,6 +64,9 @@ class TestBackOfficeTours(HttpCase):
             }
         )
         partner = self.env["res.partner"].create({"name": "Tour Rate Co"})
+        self.env["fusion.billing.customer"].create(
+            {"service_id": service.id, "partner_id": partner.id, "external_ref": "c"}
+        )
         subscription = self.env["fusion.billing.subscription"].create(
             {
                 "service_id": service.id,

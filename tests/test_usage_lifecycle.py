@@ -93,7 +93,13 @@ class TestUsageLifecycle(UsageApiCase):
     def test_replay_to_a_closed_subscription_is_duplicate(self):
         event = self.event("before-close")
         self.assertJsonAnswer(self.post(event), 200)
-        self.subscription_a.state = "closed"
+        # Closed as Close and the rating cron close it: once its end has passed.
+        self.subscription_a.action_close()
+        end = utc_midnight(self.subscription_a.end_date)
+        self.env["fusion.billing.rating"]._rate_subscriptions(
+            self.subscription_a.ids, now=end + timedelta(days=1)
+        )
+        self.assertEqual(self.subscription_a.state, "closed")
         body = self.assertJsonAnswer(self.post(event), 200)
         self.assertEqual(body["duplicates"], 1)
         self.assertRejected(self.event("after-close"), usage.SUBSCRIPTION_NOT_ACTIVE)
