@@ -81,7 +81,11 @@ for line in Path(statuses).read_text().splitlines():
         killed += 1
         continue
     source.write_text(original)
-    apply_mutant(name)
+    try:
+        apply_mutant(name)
+    except FileNotFoundError:  # mutmut's files changed under a concurrent run
+        print(f"  not found: {name}", flush=True)
+        continue
     for loaded in [loaded for loaded in sys.modules if loaded.split(".")[0] == "core"]:
         del sys.modules[loaded]
     signal.alarm(300)

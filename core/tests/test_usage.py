@@ -344,6 +344,70 @@ def test_non_finite_decimals_of_python_callers_are_invalid(item):
     assert "finite" in outcome["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (event(idempotency_key=5), "idempotency_key: must be a string, not a number"),
+        (
+            event(idempotency_key="a\x00"),
+            "idempotency_key: must not contain control characters or lone surrogates",
+        ),
+        (
+            event(idempotency_key="k" * 256),
+            "idempotency_key: must be 1 to 255 characters long, not 256",
+        ),
+        (
+            event(timestamp="2025-03-01"),
+            "timestamp: must be an RFC 3339 date-time with an offset,"
+            " e.g. 2025-01-31T12:00:00Z, not '2025-03-01'",
+        ),
+        (
+            event(timestamp="2025-02-30T00:00:00Z"),
+            "timestamp: is not a valid date-time: '2025-02-30T00:00:00Z'",
+        ),
+        (event(timestamp=17), "timestamp: must be a string, not a number"),
+        (
+            event(properties={"a": "\x00"}),
+            "properties: must not contain NUL or lone surrogates",
+        ),
+        (
+            event(properties={"\ud800": 1}),
+            "properties: must not contain NUL or lone surrogates",
+        ),
+        (
+            event(properties={"a": [float("nan")]}),
+            "properties: must contain only finite numbers",
+        ),
+        (event(properties=[]), "properties: must be an object, not an array"),
+        ([], "expected an object, not an array"),
+        (event(quantiy=1, zz=2), "unknown field 'quantiy', 'zz'"),
+        (
+            event(**dict.fromkeys("abcdefg", 1)),
+            "unknown field 'a', 'b', 'c', 'd', 'e'",
+        ),
+        (event(metric=...), "metric: is required"),
+        (
+            event(metric=..., quantity=-1),
+            "metric: is required; quantity: must be at least 0",
+        ),
+    ],
+)
+def test_invalid_event_messages_in_full(item, message):
+    assert usage.validate_event(item)["error"]["message"] == message
+
+
+def test_pattern_problems_name_the_expected_form():
+    currency = usage.Text(
+        min_length=3, max_length=3, pattern="^[A-Z]{3}$", pattern_hint="a code"
+    )
+    with pytest.raises(usage.FieldError) as error:
+        currency.check("eur")
+    assert str(error.value) == "must be a code, not 'eur'"
+    assert currency.check("EUR") == "EUR"
+    assert currency.schema()["pattern"] == "^[A-Z]{3}$"
+    assert usage.Text().schema()["pattern"] == usage.NO_CONTROL_PATTERN
+
+
 def test_rejected_result_echoes_string_keys_only():
     assert usage.validate_event(event(quantity=-1))["idempotency_key"] == "evt-1"
     assert usage.validate_event(event(idempotency_key=5))["idempotency_key"] is None
