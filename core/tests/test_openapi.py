@@ -242,3 +242,14 @@ def test_operations_are_named_and_need_a_body(document):
         assert operation["description"]
     batch = _example(document, "/usage", None, "batch")
     assert len(batch["events"]) == 2
+
+
+def test_document_names_the_api_and_its_key(document):
+    info = document["info"]
+    assert (info["title"], info["version"]) == ("Fusion Billing API", "1.0.0")
+    assert "snake_case code in error.code" in info["description"]
+    assert "Odoo" in info["description"]
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert "Odoo API key, scope fusion_billing" in scheme["description"]
+    bad_request = document["paths"]["/usage"]["post"]["responses"]["400"]
+    assert bad_request["description"].startswith("Malformed body")
