@@ -1173,3 +1173,23 @@ def test_build_cancel_response():
     assert status == 400
     assert reply_body["error"]["code"] == usage.ALL_REJECTED
     assert (reply_body["cancelled"], reply_body["rejected"]) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"b": 1, "a": 2, "a": 3}', "invalid JSON: duplicate member 'a'"),
+        (b'{"quantity": NaN}', "invalid JSON: NaN is not valid JSON"),
+        (b"[" * 100_000, "invalid JSON: the body is nested too deeply"),
+    ],
+)
+def test_invalid_json_messages_in_full(raw, message):
+    assert usage.parse_request(raw, JSON).body["error"]["message"] == message
+
+
+def test_conflict_result_shape():
+    assert usage.conflict("d", "different quantity") == {
+        "idempotency_key": "d",
+        "status": usage.CONFLICT,
+        "error": {"code": usage.CONFLICT, "message": "different quantity"},
+    }
