@@ -216,7 +216,9 @@ class FusionBillingUsageEvent(models.Model):
                                'state', state, 'start_date', start_date,
                                'period_start',
                                COALESCE(last_invoice_date, start_date),
-                               'end_date', end_date))
+                               'end_date', end_date,
+                               'plan_change_date', plan_change_date,
+                               'previous_plan_id', previous_plan_id))
                       FROM fusion_billing_subscription
                      WHERE service_id = %(service)s
                        AND external_ref = ANY(%(subscriptions)s)),
@@ -265,7 +267,12 @@ class FusionBillingUsageEvent(models.Model):
                     **row,
                     **{
                         name: row[name] and date.fromisoformat(row[name])
-                        for name in ("start_date", "period_start", "end_date")
+                        for name in (
+                            "start_date",
+                            "period_start",
+                            "end_date",
+                            "plan_change_date",
+                        )
                     },
                 }
                 for row in subscriptions or ()
@@ -304,11 +311,11 @@ class FusionBillingUsageEvent(models.Model):
                 f"subscription {usage.shown(event.subscription)} does not belong"
                 f" to customer {usage.shown(event.customer)}",
             )
-        if subscription["plan_id"] not in metric[1]:
+        if self._plan_in_force(subscription, event.timestamp) not in metric[1]:
             return (
                 usage.METRIC_NOT_ON_PLAN,
                 f"metric {usage.shown(event.metric)} is not charged on the"
-                " subscription's plan",
+                " subscription's plan in force at the event's timestamp",
             )
         message = usage.window_refusal(
             event.timestamp,
@@ -327,6 +334,17 @@ class FusionBillingUsageEvent(models.Model):
                 f" ({oldest.isoformat(timespec='seconds')})",
             )
         return None
+
+    @api.model
+    def _plan_in_force(self, subscription, timestamp):
+        """The plan billing an event at ``timestamp``: until the period a plan
+        change cut has closed, the previous plan before the change's effective
+        date; else the subscription's plan (late usage of older closed periods
+        included: their plan is not kept on the subscription)."""
+        cut = subscription["plan_change_date"]
+        if cut and timestamp < utc_midnight(cut):
+            return subscription["previous_plan_id"]
+        return subscription["plan_id"]
 
     @api.model
     def _late_start(self, lookup, subscription, now):

@@ -178,6 +178,35 @@ class TestUsageLifecycle(UsageApiCase):
             usage.TIMESTAMP_OUT_OF_WINDOW,
         )
 
+    def test_events_are_authorized_by_the_plan_in_force_at_their_timestamp(self):
+        storage_plan = self.env["fusion.billing.plan"].create(
+            {"service_id": self.service.id, "name": "Storage", "code": "storage"}
+        )
+        self._create_charge(storage_plan, self.metric_storage, "standard", unit_price=1)
+        self.close_period()
+        cut = self.open_start + timedelta(days=5)
+        self.subscription_a.change_plan(storage_plan, cut.date())
+        before, after = cut - timedelta(seconds=1), cut
+        # The old plan's period (in its grace until it closes) takes usage
+        # dated before the cut, the new plan's the usage after it.
+        for key, metric, timestamp in (
+            ("calls-before", "api_calls", before),
+            ("storage-after", "storage_gb", after),
+        ):
+            body = self.assertJsonAnswer(
+                self.post(self.event(key, metric=metric, timestamp=iso(timestamp))),
+                200,
+            )
+            self.assertEqual(body["accepted"], 1)
+        for key, metric, timestamp in (
+            ("calls-after", "api_calls", after),
+            ("storage-before", "storage_gb", before),
+        ):
+            self.assertRejected(
+                self.event(key, metric=metric, timestamp=iso(timestamp)),
+                usage.METRIC_NOT_ON_PLAN,
+            )
+
     # --- exact, bounded quantities --------------------------------------------------
 
     def test_quantities_are_exact_decimals_with_at_most_12_places(self):
