@@ -465,8 +465,22 @@ class FusionBillingSubscription(models.Model):
         return to_decimal(period.plan.base_price)
 
     def _prepare_fixed_fee_line(self, period, base_price, rounding):
-        """The fixed fee; a period shorter than the plan's interval pays it
-        by days, against the full period containing its start."""
+        """The fixed fee, prorated for a short period."""
+        amount, how = self._prorated(period, base_price, rounding)
+        return RatedLine(
+            key=FIXED_FEE,
+            product=period.plan.product_id,
+            title=self.env._("%(plan)s fixed fee", plan=period.plan.name),
+            quantity=Decimal(1),
+            amount=amount,
+            pricing=how,
+        )
+
+    def _prorated(self, period, amount, rounding):
+        """(``amount`` due for ``period`` rounded once, how it was computed):
+        a period shorter than the plan's interval pays it by days, against
+        the full period containing its start, unless the plan does not
+        prorate. The fixed fee and the minimum commitment both go by it."""
         plan = period.plan
         days, full_days = periods.prorated_days(
             period.start,
@@ -475,25 +489,14 @@ class FusionBillingSubscription(models.Model):
             plan.interval_unit,
             plan.interval_count,
         )
-        title = self.env._("%(plan)s fixed fee", plan=plan.name)
         if days < full_days and plan.prorate_base_price:
-            return RatedLine(
-                key=FIXED_FEE,
-                product=plan.product_id,
-                title=title,
-                quantity=Decimal(1),
-                amount=pricing.prorate(base_price, days, full_days, rounding),
-                pricing=self.env._(
+            return (
+                pricing.prorate(amount, days, full_days, rounding),
+                self.env._(
                     "%(days)s of %(full_days)s days", days=days, full_days=full_days
                 ),
             )
-        return RatedLine(
-            key=FIXED_FEE,
-            product=plan.product_id,
-            title=title,
-            quantity=Decimal(1),
-            amount=round_money(base_price, rounding),
-        )
+        return round_money(amount, rounding), ""
 
     def _period_text(self, period):
         """The period as the customer reads it (end date inclusive)."""
@@ -797,7 +800,9 @@ class FusionBillingSubscription(models.Model):
         plan = period.plan
         if not plan.minimum_amount:
             return None
-        minimum = round_money(to_decimal(plan.minimum_amount), rounding)
+        minimum, prorated = self._prorated(
+            period, to_decimal(plan.minimum_amount), rounding
+        )
         billed = sum(
             (
                 to_decimal(line.price_subtotal)
@@ -816,8 +821,10 @@ class FusionBillingSubscription(models.Model):
             quantity=Decimal(1),
             amount=pricing.minimum_true_up(minimum, billed),
             pricing=self.env._(
-                "minimum %(minimum)s %(currency)s, billed %(billed)s %(currency)s",
+                "minimum %(minimum)s %(currency)s%(prorated)s, billed %(billed)s "
+                "%(currency)s",
                 minimum=minimum,
+                prorated=f" ({prorated})" if prorated else "",
                 billed=round_money(billed, rounding),
                 currency=currency,
             ),

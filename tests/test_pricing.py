@@ -540,6 +540,32 @@ class TestPricingRating(FusionBillingCase):
 
     # -- minimum commitment ----------------------------------------------
 
+    def test_minimum_commitment_is_prorated_like_the_fixed_fee(self):
+        # The last period runs 1-15 January: 15 of 31 days of a 31.00 minimum
+        # and of a 62.00 fee are 15.00 and 30.00; usage 10.00 + fee 30.00 is
+        # above the minimum, so only the fee-less subscription trues up.
+        self.plan_p.minimum_amount = 31
+        self.sub_x.end_date = date(2026, 1, 16)
+        self.sub_y.write(
+            {
+                "end_date": date(2026, 1, 16),
+                "override_base_price": True,
+                "base_price": 62,
+            }
+        )
+        for subscription in (self.sub_x, self.sub_y):
+            self._event(subscription, 1000, date(2026, 1, 10))
+        self._rate(date(2026, 1, 16))
+        x_minimum = self._invoices(self.sub_x).invoice_line_ids.filtered(
+            "fusion_is_minimum"
+        )
+        self.assertEqual(x_minimum.price_subtotal, 5.0)
+        self.assertIn("15 of 31 days", x_minimum.name)
+        self.assertEqual(self._invoices(self.sub_x).amount_untaxed, 15.0)
+        y_invoice = self._invoices(self.sub_y)
+        self.assertEqual(y_invoice.amount_untaxed, 40.0)
+        self.assertFalse(y_invoice.invoice_line_ids.filtered("fusion_is_minimum"))
+
     def test_minimum_commitment_trues_up_at_close(self):
         self.plan_p.minimum_amount = 25
         self._event(self.sub_x, 1000, date(2026, 1, 10))  # 10.00
