@@ -12,11 +12,12 @@
     "license": "LGPL-3",
     "development_status": "Beta",
     "application": True,
-    "depends": ["account", "mail"],
+    "depends": ["account", "mail", "portal"],
     "data": [
         "security/fusion_billing_groups.xml",
         "security/ir.model.access.csv",
         "security/fusion_billing_security.xml",
+        "security/fusion_billing_visibility_security.xml",
         "data/ir_cron_data.xml",
         "views/fusion_billing_service_views.xml",
         "views/fusion_billing_customer_views.xml",
@@ -36,6 +37,8 @@
         "wizards/fusion_billing_api_key_wizard_views.xml",
         "wizards/fusion_billing_reconciliation_import_views.xml",
         "views/fusion_billing_menus.xml",
+        "views/fusion_billing_alert_views.xml",
+        "views/fusion_billing_portal_templates.xml",
     ],
     "assets": {
         "web.assets_backend": [

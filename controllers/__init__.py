@@ -1,2 +1,4 @@
+from . import portal
 from . import reconciliation
+from . import summary
 from . import usage

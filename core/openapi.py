@@ -11,7 +11,7 @@ import copy
 from datetime import datetime, timezone
 from typing import Any
 
-from . import reconciliation, usage
+from . import reconciliation, summary, usage
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -328,6 +328,75 @@ _RECONCILIATION_POST = {
     },
 }
 
+_SUMMARY_GET = {
+    "operationId": "getUsageSummary",
+    "summary": "The open period's usage and running bill",
+    "description": "What the rating would bill for the subscription's open"
+    " period right now, computed by the same query and engine: after a rating"
+    " with no new events, total equals the draft invoice's untaxed amount. A"
+    " subscription without an open period (draft, closed) has period null and"
+    " no lines.",
+    "parameters": [
+        {
+            "name": summary.SUBSCRIPTION_PARAM,
+            "in": "query",
+            "required": True,
+            "description": "The subscription's external_ref.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "example": "sub_1042",
+        }
+    ],
+    "responses": {
+        "200": {
+            "description": "The open period so far.",
+            **_json(
+                "UsageSummary",
+                {"open_period": ("An open period", summary.SUMMARY_EXAMPLE)},
+            ),
+        },
+        **{
+            status: {
+                "description": description,
+                **_json(
+                    "UsageSummaryError",
+                    {reply.body["error"]["code"]: (description, reply.body)},
+                ),
+            }
+            for status, description, reply in (
+                (
+                    "400",
+                    "No or several subscription parameters.",
+                    summary.parse_subscription_param([]),
+                ),
+                (
+                    "401",
+                    "Missing, unknown, revoked or expired API key.",
+                    usage.error_response(
+                        usage.UNAUTHENTICATED, "invalid or missing API key", 401
+                    ),
+                ),
+                (
+                    "404",
+                    "No such subscription in the key's service.",
+                    summary.unknown_subscription("sub_9999"),
+                ),
+                (
+                    "405",
+                    "Only GET and HEAD are allowed.",
+                    usage.error_response(
+                        usage.METHOD_NOT_ALLOWED, "use GET, HEAD", 405
+                    ),
+                ),
+                (
+                    "409",
+                    "A charge of the plan cannot be priced yet.",
+                    summary.not_priceable("charge api_calls (graduated) has no tiers"),
+                ),
+            )
+        },
+    },
+}
+
 _SCHEMAS = {
     "UsageRequest": usage.REQUEST_SCHEMA,
     "UsageEvent": usage.EVENT_SCHEMA,
@@ -340,6 +409,8 @@ _SCHEMAS = {
     "ReconciliationRequest": reconciliation.REQUEST_SCHEMA,
     "ReconciliationResponse": reconciliation.RESPONSE_SCHEMA,
     "ReconciliationError": reconciliation.ERROR_SCHEMA,
+    "UsageSummary": summary.SUMMARY_SCHEMA,
+    "UsageSummaryError": summary.ERROR_SCHEMA,
 }
 
 
@@ -359,7 +430,8 @@ def build_openapi(now: datetime | None = None) -> dict[str, Any]:
         "info": {
             "title": "Fusion Billing API",
             "version": API_VERSION,
-            "description": "Usage ingestion and dual-run reconciliation for the"
+            "description": "Usage ingestion, usage summary and dual-run"
+            " reconciliation for the"
             " apps billed through Odoo. Every answer is JSON; errors carry a stable"
             " snake_case code in error.code.",
         },
@@ -368,6 +440,7 @@ def build_openapi(now: datetime | None = None) -> dict[str, Any]:
         "paths": {
             "/usage": {"post": _USAGE_POST},
             "/usage/cancel": {"post": _CANCEL_POST},
+            "/usage/summary": {"get": _SUMMARY_GET},
             "/reconciliation": {"post": _RECONCILIATION_POST},
         },
         "components": {

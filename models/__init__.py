@@ -1,5 +1,7 @@
 from . import account_move
 from . import account_move_line
+from . import fusion_billing_alert
+from . import fusion_billing_alert_trigger
 from . import fusion_billing_price_mixin
 from . import fusion_billing_charge
 from . import fusion_billing_charge_filter

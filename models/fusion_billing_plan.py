@@ -79,6 +79,7 @@ class FusionBillingPlan(models.Model):
         "usage and fixed fee stay below it, one more line bills the difference.",
     )
     pricing_summary = fields.Text(string="Pricing", compute="_compute_pricing_summary")
+    alert_ids = fields.One2many("fusion.billing.alert", "plan_id")
 
     _code_unique = models.Constraint(
         "UNIQUE(service_id, code)", "A plan with this code already exists."

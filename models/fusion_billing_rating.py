@@ -498,6 +498,7 @@ class FusionBillingRating(models.AbstractModel):
             ratings = self._rate_periods(
                 [period for s in pending for period in s._rated_periods()]
             )
+            self.env["fusion.billing.alert"]._check_ratings(ratings)
             invoices = self._period_invoices([rating.period for rating in ratings])
             new_invoice_values = {}
             for rating in ratings:

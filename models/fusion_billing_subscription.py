@@ -9,7 +9,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
-from ..core import periods, pricing
+from ..core import charts, periods, pricing, summary
 from ..core.money import round_money, to_decimal
 from .fusion_billing_rating import (
     FIXED_FEE,
@@ -148,6 +148,7 @@ class FusionBillingSubscription(models.Model):
     credit_ids = fields.One2many(
         "fusion.billing.credit", "subscription_id", string="Credits"
     )
+    alert_ids = fields.One2many("fusion.billing.alert", "subscription_id")
     rating_date = fields.Datetime(
         string="Last Rated",
         readonly=True,
@@ -1216,3 +1217,124 @@ class FusionBillingSubscription(models.Model):
         action["domain"] = [("fusion_subscription_id", "=", self.id)]
         action["context"] = {"default_move_type": "out_invoice", "create": False}
         return action
+
+    # ------------------------------------------------------------------
+    # Visibility: the running bill of the open period (SPEC §12)
+    # ------------------------------------------------------------------
+
+    def _daily_usage(self, days):
+        """Each charged metric's usage per UTC day of ``days``, aggregated as
+        rating aggregates a period (its own query, each day a period):
+        {(subscription id, day): {metric id: Decimal}}, in one query."""
+        day_periods = [
+            BillingPeriod(subscription, subscription.plan_id, day, day + timedelta(1))
+            for subscription in self
+            for day in days
+        ]
+        errors = {}
+        quantities = self.env["fusion.billing.rating"]._aggregate(day_periods, errors)
+        return {
+            (period.subscription.id, period.start): quantities.get(index, {})
+            for index, period in enumerate(day_periods)
+        }
+
+    def _portal_usage(self, chart_days=()):
+        """What the customer portal shows of each subscription, by id: the
+        open period (last day inclusive), per charge its usage and amount as
+        the rating would bill them now, the estimate and, over ``chart_days``,
+        a daily usage chart per charged metric."""
+        ratings = self._open_period_rating()
+        daily = self._daily_usage(chart_days) if chart_days else {}
+        usage = {}
+        for subscription in self:
+            rating = ratings.get(subscription.id)
+            lines = rating.lines if rating else ()
+            usage[subscription.id] = {
+                "period": (rating.period.start, rating.period.end - timedelta(1))
+                if rating
+                else None,
+                "lines": [
+                    {
+                        "title": line.title,
+                        "metric": line.charge.metric_id if line.charge else None,
+                        "quantity": f"{line.quantity.normalize():,f}",
+                        "pricing": line.pricing,
+                        "amount": float(line.amount),
+                    }
+                    for line in lines
+                ],
+                "total": float(rating.amount) if rating else 0.0,
+                "error": rating.error if rating else None,
+                "charts": [
+                    (
+                        metric,
+                        charts.bar_chart(
+                            chart_days,
+                            {
+                                day: daily[subscription.id, day].get(
+                                    metric.id, Decimal(0)
+                                )
+                                for day in chart_days
+                            },
+                        ),
+                    )
+                    for metric in subscription.plan_id.charge_ids.metric_id
+                ]
+                if chart_days
+                else [],
+            }
+        return usage
+
+    @api.model
+    def _usage_summary(self, service, external_ref):
+        """The body of ``GET /usage/summary`` for ``service``'s subscription
+        ``external_ref``, None when the service has none such: the open period
+        as ``_open_period_rating`` prices it, what the rating bills now."""
+        subscription = self.search(
+            [("service_id", "=", service.id), ("external_ref", "=", external_ref)],
+            limit=1,
+        )
+        if not subscription:
+            return None
+        rating = subscription._open_period_rating().get(subscription.id)
+        if rating and rating.error:
+            raise UserError(rating.error)
+        customer = self.env["fusion.billing.customer"].search(
+            [
+                ("service_id", "=", service.id),
+                ("partner_id", "=", subscription.partner_id.id),
+            ],
+            limit=1,
+        )
+        currency = subscription.currency_id
+        base_price = round_money(Decimal(0), to_decimal(currency.rounding))
+        lines = []
+        for line in rating.lines if rating else ():
+            if line.key == FIXED_FEE:
+                base_price = line.amount
+            elif line.charge and (not line.charge_filter or line.quantity):
+                lines.append(
+                    summary.SummaryLine(
+                        metric=line.charge.metric_id.code,
+                        charge_model=line.charge.charge_model,
+                        quantity=line.quantity,
+                        amount=line.amount,
+                        filter={
+                            "property": line.charge_filter.property_name,
+                            "values": pricing.parse_values(line.charge_filter.values),
+                        }
+                        if line.charge_filter
+                        else None,
+                    )
+                )
+        return summary.build_summary(
+            subscription=subscription.external_ref,
+            customer=customer.external_ref or None,
+            plan=subscription.plan_id.code,
+            currency=currency.name,
+            period=(rating.period.start, rating.period.end) if rating else None,
+            lines=lines,
+            base_price=base_price,
+            total=rating.amount if rating else base_price,
+            as_of=fields.Datetime.now(),
+        )

@@ -8,7 +8,13 @@ from ..core import usage
 
 # Routes called by the apps: their clients parse JSON, never Odoo's HTML pages.
 SERVICE_API_PATHS = frozenset(
-    {"/usage", "/usage/cancel", "/usage/openapi.json", "/reconciliation"}
+    {
+        "/usage",
+        "/usage/cancel",
+        "/usage/openapi.json",
+        "/usage/summary",
+        "/reconciliation",
+    }
 )
 INTERNAL_ERROR = "internal_error"
 _HTTP_ERROR_CODES = {

@@ -12,6 +12,7 @@ SECTIONS = (
     ("RATING.md", "Rating: from usage to invoices"),
     ("LIFECYCLE.md", "Period lifecycle"),
     ("PRICING.md", "Pricing"),
+    ("VISIBILITY.md", "Seeing usage"),
     ("WEBHOOKS.md", "Webhooks"),
     ("RECONCILIATION.md", "Dual-run reconciliation"),
     ("SECURITY.md", "Security model"),
