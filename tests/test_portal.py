@@ -213,3 +213,6 @@ class TestPortal(FusionBillingCase, HttpCase):
         self.assertEqual(
             self._get(f"/my/usage/{self.subscription_a.id}").status_code, 200
         )
+
+    def test_portal_user_finds_the_chart_in_the_browser(self):
+        self.start_tour("/my", "fusion_billing_portal_usage_tour", login="fb_portal_a")
