@@ -1227,7 +1227,9 @@ class FusionBillingSubscription(models.Model):
         rating aggregates a period (its own query, each day a period):
         {(subscription id, day): {metric id: Decimal}}, in one query."""
         day_periods = [
-            BillingPeriod(subscription, subscription.plan_id, day, day + timedelta(1))
+            BillingPeriod(
+                subscription, subscription.plan_id, day, day + timedelta(1), day
+            )
             for subscription in self
             for day in days
         ]

@@ -41,6 +41,7 @@ class TestUsageSummary(FusionBillingCase, HttpCase):
             {"service_id": cls.service_other.id, "name": "O", "code": "o"}
         )
         cls._create_charge(plan, metric, "standard", unit_price=1)
+        cls._create_customer(cls.service_other, cls.partner_a, "cus_other")
         cls._create_subscription(
             cls.service_other, cls.partner_a, plan, "sub_other_only", date(2026, 1, 1)
         )
@@ -124,9 +125,16 @@ class TestUsageSummary(FusionBillingCase, HttpCase):
         )
         self.assertRegex(after["as_of"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
-    def test_closed_or_draft_subscription_has_no_period(self):
-        self.subscription_b.action_close()
-        body = self._get("sub_b").json()
+    def test_draft_subscription_has_no_period(self):
+        self.env["fusion.billing.subscription"].create(
+            {
+                "service_id": self.service.id,
+                "partner_id": self.partner_b.id,
+                "plan_id": self.plan.id,
+                "external_ref": "sub_b_draft",
+            }
+        )
+        body = self._get("sub_b_draft").json()
         self.assertEqual(
             (body["period"], body["lines"], body["base_price"], body["total"]),
             (None, [], "0.00", "0.00"),
