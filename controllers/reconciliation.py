@@ -8,34 +8,18 @@ scoped to the authenticated service.
 """
 
 from odoo import http
-from odoo.http import request
 
-from ..core import reconciliation, usage
-from .usage import json_reply, service_call
+from ..core import reconciliation
+from .usage import api_route, service_call
 
 
 class FusionBillingReconciliationController(http.Controller):
-    # methods=None: Odoo would answer other methods with its HTML 405 page.
-    @http.route(
-        "/reconciliation",
-        type="http",
-        auth="none",
-        methods=None,
-        csrf=False,
-        save_session=False,
-        # auth='none' routes default to a read-only cursor; this one writes.
-        readonly=False,
-    )
+    @api_route("/reconciliation", readonly=False)
     def post_reconciliation(self, **_params):
-        return service_call(self._receive_amounts)
+        return service_call(reconciliation.parse_api_request, self._receive_amounts)
 
-    def _receive_amounts(self, service, body):
-        parsed = reconciliation.parse_api_request(
-            body, request.httprequest.headers.get("Content-Type")
-        )
-        if type(parsed) is usage.Reply:
-            return json_reply(parsed)
+    def _receive_amounts(self, service, parsed):
         results = service.env["fusion.billing.reconciliation"]._receive_api_request(
             service, parsed
         )
-        return json_reply(reconciliation.build_response(parsed.period, results))
+        return reconciliation.build_response(parsed.period, results)

@@ -12,6 +12,7 @@ from odoo.http import request
 
 from ..core import summary, usage
 from .usage import (
+    api_route,
     authenticated_service,
     json_reply,
     method_not_allowed,
@@ -20,16 +21,7 @@ from .usage import (
 
 
 class FusionBillingSummaryController(http.Controller):
-    # methods=None: Odoo would answer other methods with its HTML 405 page.
-    @http.route(
-        "/usage/summary",
-        type="http",
-        auth="none",
-        methods=None,
-        csrf=False,
-        save_session=False,
-        readonly=True,
-    )
+    @api_route("/usage/summary", readonly=True)
     def usage_summary(self, **_params):
         if request.httprequest.method not in ("GET", "HEAD"):
             return method_not_allowed("GET", "HEAD")

@@ -111,10 +111,28 @@ def openapi_text(hour):
     return json.dumps(openapi.build_openapi(hour), ensure_ascii=False)
 
 
-def service_call(handle):
+def api_route(path, readonly=False):
+    """Route ``path`` of the service API: bearer keys, so no session and no
+    CSRF token; every method reaches the handler, which answers a wrong one in
+    JSON where Odoo would send its HTML 405 page; auth='none' routes default to
+    a read-only cursor, so writers say ``readonly=False``."""
+    return http.route(
+        path,
+        type="http",
+        auth="none",
+        methods=None,
+        csrf=False,
+        save_session=False,
+        readonly=readonly,
+    )
+
+
+def service_call(parse, handle):
     """Answer a call of the service API: every refusal (method, database, key,
-    encoding, size) as JSON, else ``handle(service, body)`` as the service's
-    technical user with rights scoped by the handler to that service."""
+    encoding, size, body) as JSON, else the ``core.usage.Reply`` of
+    ``handle(service, parsed)``, as the service's technical user with rights
+    scoped by the handler to that service. ``parse(body, content_type)``
+    gives the parsed request or the Reply refusing it."""
     if request.httprequest.method != "POST":
         return method_not_allowed("POST")
     if not request.db:
@@ -138,64 +156,31 @@ def service_call(handle):
     body = read_body()
     if body is None:
         return payload_too_large()
+    parsed = parse(body, request.httprequest.headers.get("Content-Type"))
+    if type(parsed) is usage.Reply:
+        return json_reply(parsed)
     request.update_env(user=service.env.uid)
-    return handle(service.with_env(request.env(su=True)), body)
+    return json_reply(handle(service.with_env(request.env(su=True)), parsed))
 
 
 class FusionBillingUsageController(http.Controller):
-    # methods=None: Odoo would answer other methods with its HTML 405 page.
-    # readonly=False: auth='none' routes default to a read-only cursor.
-    @http.route(
-        "/usage",
-        type="http",
-        auth="none",
-        methods=None,
-        csrf=False,
-        save_session=False,
-        readonly=False,
-    )
+    @api_route("/usage", readonly=False)
     def post_usage(self, **_params):
-        return service_call(self._ingest_usage)
+        return service_call(usage.parse_request, self._ingest_usage)
 
-    def _ingest_usage(self, service, body):
-        items = usage.parse_request(
-            body, request.httprequest.headers.get("Content-Type")
-        )
-        if type(items) is usage.Reply:
-            return json_reply(items)
-        results = service.env["fusion.billing.usage.event"]._ingest(service, items)
-        return json_reply(usage.build_response(results))
+    def _ingest_usage(self, service, items):
+        events = service.env["fusion.billing.usage.event"]
+        return usage.build_response(events._ingest(service, items))
 
-    @http.route(
-        "/usage/cancel",
-        type="http",
-        auth="none",
-        methods=None,
-        csrf=False,
-        save_session=False,
-        readonly=False,
-    )
+    @api_route("/usage/cancel", readonly=False)
     def post_usage_cancel(self, **_params):
-        return service_call(self._cancel_usage)
+        return service_call(usage.parse_cancel_request, self._cancel_usage)
 
-    def _cancel_usage(self, service, body):
-        items = usage.parse_cancel_request(
-            body, request.httprequest.headers.get("Content-Type")
-        )
-        if type(items) is usage.Reply:
-            return json_reply(items)
-        results = service.env["fusion.billing.usage.event"]._cancel(service, items)
-        return json_reply(usage.build_cancel_response(results))
+    def _cancel_usage(self, service, items):
+        events = service.env["fusion.billing.usage.event"]
+        return usage.build_cancel_response(events._cancel(service, items))
 
-    @http.route(
-        "/usage/openapi.json",
-        type="http",
-        auth="none",
-        methods=None,
-        csrf=False,
-        save_session=False,
-        readonly=True,
-    )
+    @api_route("/usage/openapi.json", readonly=True)
     def openapi_document(self, **_params):
         if request.httprequest.method not in ("GET", "HEAD"):
             return method_not_allowed("GET", "HEAD")
