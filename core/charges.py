@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 from . import money
 
@@ -182,6 +183,150 @@ def _describe(charge, quantity, suffix):
     if fee:
         terms.append(f"fee {_format_price(fee)}")
     return f"{charge.model}: {' + '.join(terms)}{suffix}"
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One invoice line of a charge: ``units`` at ``price`` (a tier's units,
+    the packages, the usage; one unit at a tier's flat fee), billing
+    ``amount``.
+
+    ``part`` numbers the line within its charge, stably across reratings
+    (the key of its invoice line): 0 for the usage of a standard, package or
+    volume charge, 1 for a volume tier's fee; 2i and 2i + 1 for the units
+    and the fee of graduated tier i. ``quantity`` x ``price_unit`` is what
+    the line shows, and invoices exactly ``amount``: ``units`` x ``price``
+    where the line can show them, else 1 x ``amount`` (``itemized`` is then
+    False and the description carries the usage).
+    """
+
+    part: int
+    units: Decimal
+    price: Decimal
+    amount: Decimal
+    quantity: Decimal
+    price_unit: Decimal
+    tier: int | None = None
+    flat_fee: bool = False
+
+    @property
+    def itemized(self):
+        return (self.quantity, self.price_unit) == (self.units, self.price)
+
+
+def invoice_lines(
+    charge,
+    quantity,
+    rounding,
+    *,
+    quantity_places=2,
+    price_places=6,
+    subtotal=None,
+):
+    """The invoice lines showing how ``quantity`` is billed under ``charge``.
+
+    Standard: the quantity at the unit price; package: the packages at the
+    package price; graduated: a line per tier reached (its units at its
+    price, its flat fee on a line of its own), tiers billing zero left out;
+    volume: the quantity at its tier's price, plus that tier's flat fee.
+
+    The lines sum to ``amount(charge, quantity, rounding)`` exactly: each is
+    rounded on its own and the last one that needed rounding absorbs what
+    the roundings add up to. A line is ``units`` x ``price`` when both fit
+    the invoice's precision (``quantity_places``, ``price_places``, at most
+    15 significant digits: what a float column holds) and the invoice
+    computes exactly its amount from them (``subtotal(quantity,
+    price_unit)``, by default exact half-up rounding to ``rounding``), else
+    one unit at its amount. Nothing to bill: one line at zero, so that a line
+    already invoiced is updated to zero.
+
+    >>> tiers = (Tier(1000, "0"), Tier(None, "0.0125", "5"))
+    >>> [(line.part, line.quantity, line.price_unit, line.amount)
+    ...  for line in invoice_lines(Charge(GRADUATED, tiers=tiers), 2080, "0.01")]
+    [(2, Decimal('1080'), Decimal('0.0125'), Decimal('13.50')), \
+(3, Decimal('1'), Decimal('5'), Decimal('5.00'))]
+    >>> line, = invoice_lines(Charge(STANDARD, unit_price="0.0125"), "1.125", "0.01")
+    >>> line.quantity, line.price_unit, line.amount, line.itemized
+    (Decimal('1'), Decimal('0.01'), Decimal('0.01'), False)
+    """
+    quantity = _check_quantity(quantity)
+    quantum = money.to_decimal(rounding)
+    if subtotal is None:
+
+        def subtotal(units, price):
+            return money.round_money(units * price, quantum)
+
+    with localcontext(money.EXACT_CONTEXT):
+        parts = _parts(charge, quantity)
+        total = money.round_money(
+            sum((p.units * p.price for p in parts), ZERO), quantum
+        )
+        billing = [part for part in parts if part.units * part.price] or parts[:1]
+        amounts = [money.round_money(p.units * p.price, quantum) for p in billing]
+        rounded = [
+            index
+            for index, part in enumerate(billing)
+            if part.units * part.price != amounts[index]
+        ]
+        if rounded:
+            amounts[rounded[-1]] += total - sum(amounts, ZERO)
+    lines = []
+    for part, line_amount in zip(billing, amounts, strict=True):
+        shown = (
+            _fits(part.units, quantity_places)
+            and _fits(part.price, price_places)
+            and subtotal(part.units, part.price) == line_amount
+        )
+        lines.append(
+            InvoiceLine(
+                part=part.part,
+                units=part.units,
+                price=part.price,
+                amount=line_amount,
+                quantity=part.units if shown else Decimal(1),
+                price_unit=part.price if shown else line_amount,
+                tier=part.tier,
+                flat_fee=part.flat_fee,
+            )
+        )
+    return tuple(lines)
+
+
+class _Part(NamedTuple):
+    part: int
+    units: Decimal
+    price: Decimal
+    tier: int | None = None
+    flat_fee: bool = False
+
+
+def _parts(charge, quantity):
+    """Every line the charge may bill for ``quantity``, billing or not, in
+    invoice order."""
+    if charge.model == STANDARD:
+        return [_Part(0, quantity, charge.unit_price)]
+    if charge.model == PACKAGE:
+        count = _package_count(charge, quantity) if quantity else ZERO
+        return [_Part(0, count, charge.package_price)]
+    if charge.model == VOLUME:
+        tier = _volume_tier(charge.tiers, quantity)
+        index = charge.tiers.index(tier)
+        parts = [_Part(0, quantity, tier.unit_price, index)]
+        if quantity:
+            parts.append(_Part(1, Decimal(1), tier.flat_fee, index, True))
+        return parts
+    parts = []
+    slices = _graduated_slices(charge.tiers, quantity) if quantity else ()
+    for index, (tier, units) in enumerate(slices):
+        parts.append(_Part(2 * index, units, tier.unit_price, index))
+        parts.append(_Part(2 * index + 1, Decimal(1), tier.flat_fee, index, True))
+    return parts or [_Part(0, ZERO, charge.tiers[0].unit_price, 0)]
+
+
+def _fits(value, places):
+    """Whether ``value`` shows exactly with ``places`` decimals in a float."""
+    digits = value.normalize().as_tuple()
+    return -digits.exponent <= places and len(digits.digits) <= 15
 
 
 def _check_quantity(quantity):

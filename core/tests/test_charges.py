@@ -460,3 +460,157 @@ def test_adjustments_are_not_the_late_usage_priced_alone():
     # 90 units billed 14.00; 120 units are 18.60; the 30 late ones alone 8.00.
     assert charges.adjustment(graduated, 120, billed, CENT) == D("4.60")
     assert charges.amount(graduated, 30, CENT) == D("8.00")
+
+
+# --- invoice lines ------------------------------------------------------------
+
+
+def _lines(charge, quantity, rounding=CENT, **kwargs):
+    return [
+        (line.part, line.quantity, line.price_unit, line.amount)
+        for line in charges.invoice_lines(charge, quantity, rounding, **kwargs)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("charge", "quantity", "expected"),
+    [
+        # standard: the usage at the unit price.
+        (
+            Charge(STANDARD, unit_price="0.0125"),
+            1250,
+            [(0, 1250, D("0.0125"), CENT * 1563)],
+        ),
+        # package: the packages at the package price.
+        (
+            Charge(PACKAGE, package_price=5, unit_batch=10, free_units=5),
+            16,
+            [(0, 2, 5, D("10.00"))],
+        ),
+        # graduated: tier 1 (10.00) and its fee, tier 2 (4.00) without fee.
+        (
+            Charge(GRADUATED, tiers=(*TIERS[:1], Tier(None, "0.08"))),
+            150,
+            [
+                (0, 100, D("0.10"), D("10.00")),
+                (1, 1, 5, D("5.00")),
+                (2, 50, D("0.08"), D("4.00")),
+            ],
+        ),
+        # graduated: a free first tier bills no line; the third reached.
+        (
+            Charge(
+                GRADUATED,
+                tiers=(Tier(100, 0), Tier(500, "0.08", 2), Tier(None, "0.05")),
+            ),
+            600,
+            [
+                (2, 400, D("0.08"), D("32.00")),
+                (3, 1, 2, D("2.00")),
+                (4, 100, D("0.05"), D("5.00")),
+            ],
+        ),
+        # volume: every unit at the tier the total falls in, plus its fee.
+        (
+            Charge(VOLUME, tiers=TIERS),
+            150,
+            [(0, 150, D("0.08"), D("12.00")), (1, 1, 2, D("2.00"))],
+        ),
+        (Charge(VOLUME, tiers=TIERS), 600, [(0, 600, D("0.05"), D("30.00"))]),
+        # nothing to bill: one line at zero (an invoiced line goes to zero).
+        (Charge(STANDARD, unit_price=0), 400, [(0, 400, 0, D("0.00"))]),
+        (Charge(GRADUATED, tiers=TIERS), 0, [(0, 0, D("0.10"), D("0.00"))]),
+        (Charge(VOLUME, tiers=TIERS), 0, [(0, 0, D("0.10"), D("0.00"))]),
+        (
+            Charge(PACKAGE, package_price=5, unit_batch=10, free_units=5),
+            5,
+            [(0, 0, 5, D("0.00"))],
+        ),
+        # a quantity finer than the line shows: one unit at the amount.
+        (Charge(STANDARD, unit_price="0.0125"), D("1.125"), [(0, 1, CENT, CENT)]),
+        # a price finer than the line shows: likewise.
+        (
+            Charge(STANDARD, unit_price="0.0000001"),
+            10**6,
+            [(0, 1, D("0.10"), D("0.10"))],
+        ),
+    ],
+)
+def test_invoice_lines_table(charge, quantity, expected):
+    assert _lines(charge, quantity) == expected
+
+
+def test_the_last_rounded_line_absorbs_the_roundings():
+    """Tier lines of 0.005 each round up to 0.01, 0.02 in all, where the
+    charge bills 0.01: the last rounded line (the second tier's) shows one
+    unit at 0.00, the fee line after it stays exact."""
+    tiers = (Tier(1, "0.005"), Tier(None, "0.005", "1.00"))
+    lines = charges.invoice_lines(Charge(GRADUATED, tiers=tiers), 2, CENT)
+    assert [(line.part, line.amount, line.itemized) for line in lines] == [
+        (0, D("0.01"), True),
+        (2, D("0.00"), False),
+        (3, D("1.00"), True),
+    ]
+    assert (
+        sum(line.amount for line in lines)
+        == charges.amount(Charge(GRADUATED, tiers=tiers), 2, CENT)
+        == D("1.01")
+    )
+    assert (lines[1].units, lines[1].price) == (1, D("0.005")), (
+        "the usage, for the text"
+    )
+
+
+def test_a_line_the_invoice_would_round_otherwise_is_one_unit():
+    """The invoice computes a line's subtotal itself (``subtotal``): where
+    that differs from the line's amount, the line is one unit at it."""
+
+    def floor(units, price):
+        return (units * price).quantize(CENT, rounding=decimal.ROUND_FLOOR)
+
+    charge = Charge(STANDARD, unit_price="0.0125")
+    assert _lines(charge, 1250, subtotal=floor) == [(0, 1, D("15.63"), D("15.63"))]
+    assert _lines(charge, 1200, subtotal=floor) == [(0, 1200, D("0.0125"), D("15.00"))]
+
+
+def test_invoice_lines_follow_the_precision_given():
+    charge = Charge(STANDARD, unit_price="0.0125")
+    assert _lines(charge, D("1.125"), quantity_places=3) == [
+        (0, D("1.125"), D("0.0125"), CENT)
+    ]
+    assert _lines(charge, 80, price_places=2) == [(0, 1, D("1.00"), D("1.00"))]
+    # More than 15 significant digits do not survive a float.
+    assert _lines(charge, 10**16 + 8, rounding=1) == [
+        (0, 1, D("125000000000000"), D("125000000000000"))
+    ]
+
+
+@given(charges_of_every_model(), quantities, st.sampled_from([CENT, D("0.05"), D(1)]))
+@settings(max_examples=400, deadline=None)
+def test_invoice_lines_sum_to_the_charge_amount(charge, quantity, rounding):
+    """Whatever the model, usage and currency: the lines sum exactly to the
+    charge's amount, each shows quantity x unit price invoicing its amount,
+    the numbering is stable and only the nothing-to-bill line is zero."""
+    lines = charges.invoice_lines(charge, quantity, rounding)
+    assert lines
+    assert sum((line.amount for line in lines), D(0)) == charges.amount(
+        charge, quantity, rounding
+    )
+    parts = [line.part for line in lines]
+    assert parts == sorted(set(parts))
+    for line in lines:
+        assert (
+            money.round_money(line.quantity * line.price_unit, rounding) == line.amount
+        )
+        assert line.amount % rounding == 0
+        assert line.amount >= 0
+    if len(lines) > 1:
+        assert all(line.units * line.price for line in lines)
+    # The units the lines bill are the usage (graduated: the tiers' slices).
+    usage = [line.units for line in lines if not line.flat_fee]
+    if charge.model == STANDARD:
+        assert usage == [quantity]
+    if charge.model == VOLUME:
+        assert usage in ([quantity], [])
+    if charge.model == GRADUATED and sum(usage) and quantity:
+        assert sum(usage) <= quantity
