@@ -2,7 +2,7 @@
 import logging
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -60,6 +60,8 @@ class PeriodRating:
     period: BillingPeriod
     lines: tuple[RatedLine, ...] = ()
     error: str | None = None
+    # A closed period whose draft invoice is re-rated in place.
+    in_place: bool = False
 
     @property
     def amount(self):
@@ -164,7 +166,7 @@ class FusionBillingRating(models.AbstractModel):
                 start = closed_rating.period.start
                 invoice = invoices.get((subscription.id, start))
                 if invoice and invoice.state == "draft":
-                    in_place.append(closed_rating)
+                    in_place.append(replace(closed_rating, in_place=True))
                     continue
                 by_charge = defaultdict(list)
                 for line in closed_rating.lines:
@@ -512,6 +514,10 @@ class FusionBillingRating(models.AbstractModel):
                     values = subscription._write_period_rating(rating, invoice)
                     if values:
                         new_invoice_values[key] = (subscription, values)
+                    if rating.in_place:
+                        # Its close trued up the minimum and took credits
+                        # for the usage it had then.
+                        subscription._settle_period(rating.period, invoice)
             invoices.update(self._create_period_invoices(new_invoice_values, errors))
             behind = pending.browse()
             for subscription in pending.filtered(

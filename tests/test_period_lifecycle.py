@@ -363,6 +363,28 @@ class TestPeriodLifecycle(FusionBillingCase):
         self.assertEqual(self._amounts(january)[self.charge_calls], 15.0)
         self.assertFalse(self._adjustments(self._invoices(sub)[1]))
 
+    def test_a_draft_rerated_in_place_trues_up_its_minimum_again(self):
+        self.service.late_usage_policy = "adjust"
+        self.plan.minimum_amount = 100
+        sub = self.subscription_a
+        self._event(sub, 800, at(date(2026, 1, 5)))
+        self._rate(at(FEB, 1, 1))
+        january = self._invoices(sub)[0]
+        minimum = january.invoice_line_ids.filtered("fusion_is_minimum")
+        # 10.00 usage + 49.00 fee: 41.00 short of the minimum
+        self.assertEqual(minimum.price_subtotal, 41.0)
+        late = self._event(sub, 400, at(date(2026, 1, 20)))
+        self._rate(at(date(2026, 2, 3)))
+        self.assertEqual(self._amounts(january)[self.charge_calls], 15.0)
+        self.assertEqual(minimum.price_subtotal, 36.0)
+        self.assertEqual(january.amount_untaxed, 100.0, "the minimum, not more")
+        # Cancelled again: the minimum makes up the difference once more.
+        late.cancelled = True
+        self._rate(at(date(2026, 2, 4)))
+        self.assertEqual(minimum.price_subtotal, 41.0)
+        self.assertEqual(january.amount_untaxed, 100.0)
+        self.assertEqual(len(january.invoice_line_ids.filtered("fusion_is_minimum")), 1)
+
     def test_usage_after_an_invoice_posted_early_is_adjusted(self):
         sub = self.subscription_a
         self._event(sub, 800, at(date(2026, 1, 5)))
