@@ -75,6 +75,10 @@ def _error_responses(schema: str, bad_request_examples: dict) -> dict[str, Any]:
     return responses
 
 
+# The period of the invalid_period example: a 7-character string, so that its
+# answer shows the rule of a month, not only a length.
+BAD_PERIOD_EXAMPLE = "2025-13"
+
 _EVENT_EXAMPLE = {
     "idempotency_key": "evt_01J9Z8Q4K7",
     "subscription": "sub_azure_pro",
@@ -318,10 +322,7 @@ _RECONCILIATION_POST = {
             {
                 "invalid_period": (
                     "Bad period",
-                    _error(
-                        reconciliation.INVALID_PERIOD,
-                        f"period: must be {reconciliation.PERIOD_HINT}, not '2025-2'",
-                    ),
+                    reconciliation.period_refusal(BAD_PERIOD_EXAMPLE).body,
                 )
             },
         ),

@@ -434,10 +434,9 @@ def parse_api_request(
     if unknown:
         names = ", ".join(usage.shown(name) for name in sorted(unknown)[:5])
         return _invalid_payload(f"unknown member {names}")
-    try:
-        period = PERIOD_FIELD.kind.check(payload.get("period"))
-    except usage.FieldError as exc:
-        return usage.error_response(INVALID_PERIOD, f"period: {exc}", 400)
+    refusal = period_refusal(payload.get("period"))
+    if refusal is not None:
+        return refusal
     amounts = payload.get("amounts")
     if type(amounts) is not list or not amounts:
         return _invalid_payload("amounts must be a non-empty array of objects")
@@ -447,7 +446,17 @@ def parse_api_request(
             f"{len(amounts)} amounts sent; at most {MAX_AMOUNTS} per request",
             400,
         )
-    return ReconciliationRequest(period, _validate_items(amounts))
+    return ReconciliationRequest(payload["period"], _validate_items(amounts))
+
+
+def period_refusal(period: object) -> usage.Reply | None:
+    """The ``invalid_period`` answer to a body's ``period``, or None when it is
+    a usable month."""
+    try:
+        PERIOD_FIELD.kind.check(period)
+    except usage.FieldError as exc:
+        return usage.error_response(INVALID_PERIOD, f"period: {exc}", 400)
+    return None
 
 
 def _validate_items(amounts: list) -> list[ExternalAmount | dict[str, Any]]:
@@ -511,38 +520,23 @@ REQUEST_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-RESULT_SCHEMA: dict[str, Any] = {
-    "title": "ReconciliationResult",
-    "type": "object",
-    "required": ["customer", "status"],
-    "properties": {
-        "customer": {
-            "type": ["string", "null"],
-            "description": "As sent; null when it was not a string.",
-        },
-        "status": {"type": "string", "enum": [usage.ACCEPTED, usage.REJECTED]},
-        "error": usage.error_detail_schema(ITEM_CODES),
-    },
-    "additionalProperties": False,
+RESULT_SCHEMA = usage.result_schema(
+    "ReconciliationResult", "customer", (usage.ACCEPTED, usage.REJECTED), ITEM_CODES
+)
+
+# Both answers echo the period before the counts.
+_PERIOD_AND_COUNTS = {
+    "period": {"type": "string", "pattern": PERIOD_PATTERN},
+    **usage.counts_schema(("accepted", "rejected")),
 }
 
-_COUNTS = usage.counts_schema(("accepted", "rejected"))
-_PERIOD_ECHO = {"period": {"type": "string", "pattern": PERIOD_PATTERN}}
-
-RESPONSE_SCHEMA: dict[str, Any] = {
-    "title": "ReconciliationResponse",
-    "description": "At least one amount was accepted; results are in request order.",
-    "type": "object",
-    "required": ["status", "period", *_COUNTS, "results"],
-    "properties": {
-        "status": {"const": "ok"},
-        **_PERIOD_ECHO,
-        **_COUNTS,
-        "results": {"type": "array", "items": RESULT_SCHEMA},
-    },
-    "additionalProperties": False,
-}
+RESPONSE_SCHEMA = usage.response_schema(
+    "ReconciliationResponse",
+    "At least one amount was accepted; results are in request order.",
+    _PERIOD_AND_COUNTS,
+    RESULT_SCHEMA,
+)
 
 ERROR_SCHEMA = usage.error_schema(
-    "ReconciliationError", ENVELOPE_CODES, {**_PERIOD_ECHO, **_COUNTS}, RESULT_SCHEMA
+    "ReconciliationError", ENVELOPE_CODES, _PERIOD_AND_COUNTS, RESULT_SCHEMA
 )

@@ -1017,36 +1017,65 @@ def error_schema(
     }
 
 
-RESULT_SCHEMA: dict[str, Any] = {
-    "title": "UsageResult",
-    "type": "object",
-    "required": ["idempotency_key", "status"],
-    "properties": {
-        "idempotency_key": {
-            "type": ["string", "null"],
-            "description": "As sent; null when it was not a string.",
+def result_schema(
+    title: str,
+    key: str,
+    statuses: tuple[str, ...],
+    codes: tuple[str, ...],
+    status_description: str = "",
+) -> dict[str, Any]:
+    """Schema of one per-item result of a batch route, which echoes the item's
+    ``key`` member."""
+    status: dict[str, Any] = {"type": "string", "enum": list(statuses)}
+    if status_description:
+        status["description"] = status_description
+    return {
+        "title": title,
+        "type": "object",
+        "required": [key, "status"],
+        "properties": {
+            key: {
+                "type": ["string", "null"],
+                "description": "As sent; null when it was not a string.",
+            },
+            "status": status,
+            "error": error_detail_schema(codes),
         },
-        "status": {"type": "string", "enum": list(RESULT_STATUSES)},
-        "error": error_detail_schema(EVENT_CODES),
-    },
-    "additionalProperties": False,
-}
+        "additionalProperties": False,
+    }
+
+
+def response_schema(
+    title: str, description: str, counts: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """Schema of the 200 answer of a batch route: its counts and the per-item
+    ``result`` in request order (``error_schema`` is its error twin)."""
+    return {
+        "title": title,
+        "description": description,
+        "type": "object",
+        "required": ["status", *counts, "results"],
+        "properties": {
+            "status": {"const": "ok"},
+            **counts,
+            "results": {"type": "array", "items": result},
+        },
+        "additionalProperties": False,
+    }
+
+
+RESULT_SCHEMA = result_schema(
+    "UsageResult", "idempotency_key", RESULT_STATUSES, EVENT_CODES
+)
 
 _COUNTS = counts_schema(("accepted", "duplicates", "conflicts", "rejected"))
 
-RESPONSE_SCHEMA: dict[str, Any] = {
-    "title": "UsageResponse",
-    "description": "At least one event was accepted or a duplicate; results are"
-    " in request order.",
-    "type": "object",
-    "required": ["status", *_COUNTS, "results"],
-    "properties": {
-        "status": {"const": "ok"},
-        **_COUNTS,
-        "results": {"type": "array", "items": RESULT_SCHEMA},
-    },
-    "additionalProperties": False,
-}
+RESPONSE_SCHEMA = response_schema(
+    "UsageResponse",
+    "At least one event was accepted or a duplicate; results are in request order.",
+    _COUNTS,
+    RESULT_SCHEMA,
+)
 
 ERROR_SCHEMA = error_schema("UsageError", ENVELOPE_CODES, _COUNTS, RESULT_SCHEMA)
 
@@ -1071,37 +1100,23 @@ CANCEL_REQUEST_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-CANCEL_RESULT_SCHEMA: dict[str, Any] = {
-    "title": "CancelResult",
-    "type": "object",
-    "required": ["idempotency_key", "status"],
-    "properties": {
-        "idempotency_key": RESULT_SCHEMA["properties"]["idempotency_key"],
-        "status": {
-            "type": "string",
-            "enum": list(CANCEL_STATUSES),
-            "description": "cancelled; duplicate when it was already cancelled.",
-        },
-        "error": error_detail_schema(CANCEL_CODES),
-    },
-    "additionalProperties": False,
-}
+CANCEL_RESULT_SCHEMA = result_schema(
+    "CancelResult",
+    "idempotency_key",
+    CANCEL_STATUSES,
+    CANCEL_CODES,
+    "cancelled; duplicate when it was already cancelled.",
+)
 
 _CANCEL_COUNTS = counts_schema(("cancelled", "duplicates", "rejected"))
 
-CANCEL_RESPONSE_SCHEMA: dict[str, Any] = {
-    "title": "CancelResponse",
-    "description": "At least one event was cancelled or already cancelled;"
-    " results are in request order.",
-    "type": "object",
-    "required": ["status", *_CANCEL_COUNTS, "results"],
-    "properties": {
-        "status": {"const": "ok"},
-        **_CANCEL_COUNTS,
-        "results": {"type": "array", "items": CANCEL_RESULT_SCHEMA},
-    },
-    "additionalProperties": False,
-}
+CANCEL_RESPONSE_SCHEMA = response_schema(
+    "CancelResponse",
+    "At least one event was cancelled or already cancelled; results are in"
+    " request order.",
+    _CANCEL_COUNTS,
+    CANCEL_RESULT_SCHEMA,
+)
 
 CANCEL_ERROR_SCHEMA = error_schema(
     "CancelError", ENVELOPE_CODES, _CANCEL_COUNTS, CANCEL_RESULT_SCHEMA

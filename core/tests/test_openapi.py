@@ -213,6 +213,19 @@ def test_error_examples_are_what_the_api_answers(document):
     )
 
 
+def test_bad_period_example_is_what_the_api_answers(document):
+    example = _example(document, "/reconciliation", "400", "invalid_period")
+    sent = {**_example(document, "/reconciliation", None, "month")}
+    sent["period"] = openapi.BAD_PERIOD_EXAMPLE
+    answer = reconciliation.parse_api_request(json.dumps(sent).encode(), JSON)
+    assert example == answer.body
+    assert example["error"] == {
+        "code": "invalid_period",
+        "message": "period: must be a month written YYYY-MM, from 0001-01 to"
+        " 9998-12, not '2025-13'",
+    }
+
+
 def test_success_examples_count_their_results(document):
     usage_ok = _example(document, "/usage", "200")
     assert (usage_ok["status"], usage_ok["accepted"], usage_ok["rejected"]) == (
