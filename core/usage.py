@@ -501,6 +501,9 @@ class Record:
 
 # --- Usage events -----------------------------------------------------------------
 
+# The quantity of a usage event, whoever creates it (the API, the ORM).
+QUANTITY = Number(minimum=0, maximum=MAX_QUANTITY, places=QUANTITY_PLACES)
+
 EVENT_FIELDS = Record(
     (
         Field(
@@ -522,7 +525,7 @@ EVENT_FIELDS = Record(
         Field("metric", Text(), description="The metric code, charged on the plan."),
         Field(
             "quantity",
-            Number(minimum=0, maximum=MAX_QUANTITY, places=QUANTITY_PLACES),
+            QUANTITY,
             required=False,
             default=1,
             description="A finite JSON number >= 0 with at most"

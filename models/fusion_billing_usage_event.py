@@ -91,15 +91,38 @@ class FusionBillingUsageEvent(models.Model):
     @api.model
     def _clean_vals(self, vals):
         """Values as the ORM may store them: the derived fields left out, and a
-        quantity (a binary float here, unlike in the API) rounded to the
-        places the API allows."""
+        quantity within the API's bounds (SPEC §4), never rounded."""
         vals = {
             name: value for name, value in vals.items() if name not in DERIVED_FIELDS
         }
         if vals.get("quantity"):
-            # The float's shortest repr is the value its caller wrote.
-            vals["quantity"] = float(money.bounded_quantity(float(vals["quantity"])))
+            vals["quantity"] = self._check_quantity(vals["quantity"])
         return vals
+
+    @api.model
+    def _check_quantity(self, value):
+        """``value`` as the float the ORM stores, read as the API reads a
+        quantity (a float from its shortest repr), or a ValidationError: a
+        quantity finer than the bound is refused, not rounded (to 0 for the
+        tiniest), and so is one a float cannot carry exactly."""
+        try:
+            quantity = usage.QUANTITY.check(
+                money.to_decimal(value) if isinstance(value, str) else value
+            )
+        except ValueError as error:
+            reason = str(error)
+        else:
+            if money.to_decimal(float(quantity)) == quantity:
+                return float(quantity)
+            reason = (
+                "has more significant digits than a float carries: send it to "
+                "POST /usage, which reads it as an exact decimal"
+            )
+        raise ValidationError(
+            self.env._(
+                "Usage quantity %(value)s %(reason)s.", value=value, reason=reason
+            )
+        )
 
     @api.constrains("subscription_id", "metric_id")
     def _check_metric_service(self):

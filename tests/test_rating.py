@@ -5,6 +5,7 @@ from decimal import Decimal
 from unittest.mock import patch
 
 from odoo import Command
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from ..core import charges
@@ -646,18 +647,31 @@ class TestRating(FusionBillingCase):
     # -- quantities ----------------------------------------------------------------
 
     def test_a_tiny_quantity_never_makes_a_subscription_unratable(self):
-        """1 + 5e-324 has 324 decimal places: priced exactly it would need
-        more digits than any context holds. Quantities are bounded to 12
-        places, so it rates (and the form opens) like 1."""
+        """The smallest step (1e-12) beside a large quantity sums to more
+        digits than a float holds, priced exactly; a finer quantity (5e-324: 324
+        places, more digits than any context holds) is refused when it is
+        created, never stored as 0 or left to break the rating."""
         sub = self.subscription_a
-        self._event(sub, self.metric_calls, 1, datetime(2026, 1, 9))
-        self._event(sub, self.metric_calls, 5e-324, datetime(2026, 1, 10))
-        self.assertEqual(sub.estimated_amount, 49.01)
+        self._event(sub, self.metric_calls, 1e-12, datetime(2026, 1, 9))
+        self._event(sub, self.metric_calls, 999_999_999, datetime(2026, 1, 9))
+        with self.assertRaisesRegex(ValidationError, "at most 12 decimal places"):
+            self._event(sub, self.metric_calls, 5e-324, datetime(2026, 1, 10))
+        # 999,999,999.000000000001 x 0.0125 = 12,499,999.9875000000000125
+        self.assertEqual(sub.estimated_amount, 12_500_048.99)
         self._rate(FEB)
         self.assertFalse(sub.rating_error)
         invoice = self._invoices(sub)[0]
-        self.assertEqual(self._line(invoice, self.charge_calls).price_subtotal, 0.01)
-        self.assertEqual(invoice.amount_untaxed, 49.01)
+        line = self._line(invoice, self.charge_calls)
+        self.assertEqual(line.price_subtotal, 12_499_999.99)
+        self.env.cr.execute(
+            "SELECT SUM(quantity)::text FROM fusion_billing_usage_event"
+            " WHERE subscription_id = %s",
+            [sub.id],
+        )
+        self.assertEqual(
+            Decimal(self.env.cr.fetchone()[0]),
+            Decimal("999999999.000000000001"),
+        )
         self.assertEqual(sub.next_invoice_date, MAR)
 
     # -- companies -----------------------------------------------------------------

@@ -3,11 +3,8 @@ import json
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from psycopg2 import IntegrityError
-
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
-from odoo.tools import mute_logger
 
 from ..core import usage
 from .test_usage_api import UsageApiCase, iso
@@ -492,10 +489,17 @@ class TestUsageLifecycle(UsageApiCase):
                     "idempotency_key": "orm-3",
                 }
             )
-        # The API's bounds hold for every creator: a float is rounded to the
-        # 12 places, what is out of range is refused by the database.
+        # The API's bounds hold for every creator: a quantity within them is
+        # stored exactly, one beyond them is refused, never rounded (the
+        # tiniest float to 0).
         for number, (quantity, stored) in enumerate(
-            ((1 / 3, "0.333333333333"), (5e-324, "0"), (1e15, "1000000000000000"))
+            (
+                (1e-12, "0.000000000001"),
+                (0.1, "0.1"),
+                (Decimal("2.50"), "2.5"),
+                ("7.25", "7.25"),
+                (1e15, "1000000000000000"),
+            )
         ):
             key = f"orm-bounded-{number}"
             events.create(
@@ -509,11 +513,17 @@ class TestUsageLifecycle(UsageApiCase):
             )
             self.env.flush_all()
             self.assertEqual(self.stored_quantity(key), Decimal(stored))
-        for quantity in (-1, 1e15 + 1):
+        for quantity, reason in (
+            (5e-324, "5e-324 must have at most 12 decimal places"),
+            (1 / 3, "must have at most 12 decimal places"),
+            (1e-13, "must have at most 12 decimal places"),
+            (-1, "must be at least 0"),
+            (1e15 + 1, "must be at most 1000000000000000"),
+            (Decimal("123456789.123456789012"), "more significant digits"),
+        ):
             with (
-                mute_logger("odoo.sql_db"),
-                self.assertRaises(IntegrityError),
-                self.env.cr.savepoint(),
+                self.subTest(quantity=quantity),
+                self.assertRaisesRegex(ValidationError, reason),
             ):
                 events.create(
                     {
@@ -521,7 +531,9 @@ class TestUsageLifecycle(UsageApiCase):
                         "metric_id": self.metric_calls.id,
                         "quantity": quantity,
                         "timestamp": "2026-06-01 10:00:00",
-                        "idempotency_key": "orm-out-of-range",
+                        "idempotency_key": "orm-out-of-bounds",
                     }
                 )
-                self.env.flush_all()
+        with self.assertRaisesRegex(ValidationError, "12 decimal places"):
+            event.write({"quantity": 5e-324})
+        self.assertEqual(event.quantity, 2.5)
