@@ -23,6 +23,9 @@ STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
 # Written on an active subscription only through change_plan.
 PLAN_CHANGE_FIELDS = {"plan_id", "partner_id", "service_id"}
 CHANGING_PLAN = "fusion_billing_changing_plan"
+# A period is billed on an invoice, or on a credit note when its total is
+# negative at its close.
+PERIOD_MOVE_TYPES = ("out_invoice", "out_refund")
 
 
 class FusionBillingSubscription(models.Model):
@@ -599,7 +602,7 @@ class FusionBillingSubscription(models.Model):
         invoices = self.env["account.move"].search(
             [
                 ("fusion_subscription_id", "=", self.id),
-                ("move_type", "=", "out_invoice"),
+                ("move_type", "in", PERIOD_MOVE_TYPES),
                 ("state", "!=", "cancel"),
                 ("fusion_period_end", ">", day),
                 ("fusion_period_start", "<", first_open),
@@ -646,7 +649,8 @@ class FusionBillingSubscription(models.Model):
         """{(charge id, period start): amount} billed so far on the
         subscription's invoices: each period's own charge lines plus the
         adjustments of it, those on the open period's invoice aside (rating
-        rewrites them)."""
+        rewrites them). What a credit note of a period carries counts
+        negatively."""
         self.ensure_one()
         self.env["account.move.line"].flush_model()
         self.env.cr.execute(
@@ -654,11 +658,12 @@ class FusionBillingSubscription(models.Model):
                 """
                 SELECT l.fusion_charge_id,
                        COALESCE(l.fusion_adjusted_period_start, m.fusion_period_start),
-                       SUM(l.price_subtotal)
+                       SUM(CASE WHEN m.move_type = 'out_refund'
+                                THEN -l.price_subtotal ELSE l.price_subtotal END)
                   FROM account_move_line l
                   JOIN account_move m ON m.id = l.move_id
                  WHERE m.fusion_subscription_id = %s
-                   AND m.move_type = 'out_invoice'
+                   AND m.move_type = ANY(%s)
                    AND m.state != 'cancel'
                    AND l.fusion_charge_id IS NOT NULL
                    AND NOT (m.fusion_period_start = %s
@@ -666,6 +671,7 @@ class FusionBillingSubscription(models.Model):
               GROUP BY 1, 2
                 """,
                 self.id,
+                list(PERIOD_MOVE_TYPES),
                 open_period.start,
             )
         )
@@ -769,6 +775,10 @@ class FusionBillingSubscription(models.Model):
         so and tell the app."""
         if not invoice:
             return
+        if invoice.state == "draft" and invoice.amount_total < 0:
+            # Cancellations of closed periods outweigh what the period bills:
+            # the customer is owed the difference, on a credit note.
+            invoice.action_switch_move_type()
         if invoice.state == "draft" and self.service_id.auto_post_invoices:
             invoice.action_post()
         self._queue_invoice_event("invoice.finalized", invoice)
@@ -909,6 +919,9 @@ class FusionBillingSubscription(models.Model):
         return {
             "invoice": {
                 "id": invoice.id,
+                "type": "credit_note"
+                if invoice.move_type == "out_refund"
+                else "invoice",
                 "number": invoice.name if invoice.state == "posted" else None,
                 "state": invoice.state,
                 "currency": currency.name,

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
 from datetime import date, datetime, time, timedelta, timezone
 
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -350,6 +351,64 @@ class TestPeriodLifecycle(FusionBillingCase):
         self._rate(at(date(2026, 3, 2)))
         march = self._invoices(sub)[2]
         self.assertFalse(self._adjustments(march), "billed once, never again")
+
+    def test_a_negative_period_is_issued_as_a_credit_note_at_close(self):
+        self.service.write({"late_usage_policy": "adjust", "auto_post_invoices": True})
+        sub = self.subscription_a
+        calls = self._event(sub, 8000, at(date(2026, 1, 5)))
+        self._rate(at(FEB, 1))
+        january = self._invoices(sub)[0]
+        self.assertEqual(january.amount_untaxed, 149.0)
+        calls.cancelled = True  # cancelled after January closed
+        self._rate(at(date(2026, 2, 3)))
+        february = self._invoices(sub)[1]
+        self.assertEqual(february.move_type, "out_invoice", "a draft until it closes")
+        self.assertEqual(february.amount_untaxed, 49.0 - 100.0)
+
+        self._rate(at(MAR, 1))
+        self.assertEqual(february.move_type, "out_refund")
+        self.assertEqual(february.state, "posted")
+        self.assertEqual(february.amount_untaxed, 51.0, "owed to the customer")
+        self.assertEqual(february.fusion_subscription_id, sub)
+        self.assertEqual(february.fusion_service_id, self.service)
+        self.assertEqual(self._adjustments(february).fusion_adjusted_period_start, JAN)
+        webhook = self.env["fusion.billing.webhook.event"].search(
+            [("dedupe_key", "=", f"invoice.finalized:{february.id}")]
+        )
+        self.assertEqual(len(webhook), 1)
+        data = json.loads(webhook.body)["data"]
+        self.assertEqual(data["invoice"]["type"], "credit_note")
+        self.assertEqual(data["invoice"]["amount_untaxed"], "51.00")
+        self.assertEqual(data["period_start"], "2026-02-01")
+        finalized_january = self.env["fusion.billing.webhook.event"].search(
+            [("dedupe_key", "=", f"invoice.finalized:{january.id}")]
+        )
+        self.assertEqual(
+            json.loads(finalized_january.body)["data"]["invoice"]["type"], "invoice"
+        )
+        # The dual-run reconciliation subtracts it from February.
+        self.env["fusion.billing.reconciliation"]._sync_periods(
+            {(self.service.id, "2026-02")}
+        )
+        row = self.env["fusion.billing.reconciliation"].search(
+            [
+                ("service_id", "=", self.service.id),
+                ("partner_id", "=", sub.partner_id.id),
+                ("period", "=", "2026-02"),
+            ]
+        )
+        self.assertEqual(row.odoo_amount, -51.0)
+
+        # Reruns neither issue it again nor adjust January a second time.
+        self._rate(at(MAR, 2))
+        self._rate(at(date(2026, 4, 1), 1))
+        march = self._invoices(sub).filtered(lambda m: m.fusion_period_start == MAR)
+        self.assertEqual(march.amount_untaxed, 49.0)
+        self.assertFalse(self._adjustments(march))
+        self.assertEqual(
+            len(self._invoices(sub).filtered(lambda m: m.move_type == "out_refund")), 1
+        )
+        self.assertEqual(self._finalized(february), 1)
 
     def test_a_closed_period_whose_invoice_is_a_draft_is_rerated_in_place(self):
         self.service.late_usage_policy = "adjust"
