@@ -33,7 +33,18 @@ class AccountMoveLine(models.Model):
         string="Prepaid Credits", readonly=True, copy=False
     )
     fusion_usage_quantity = fields.Float(
-        string="Rated Usage", digits=False, readonly=True, copy=False
+        string="Rated Usage",
+        digits=False,
+        readonly=True,
+        copy=False,
+        help="The usage the charge rated for the period (on each of its lines).",
+    )
+    fusion_line_part = fields.Integer(
+        string="Charge Line",
+        readonly=True,
+        copy=False,
+        help="Which line of its charge this is (a tier's units or flat fee): the "
+        "charge's lines are updated in place on every rating.",
     )
 
     fusion_adjusted_period_start = fields.Date(
@@ -45,12 +56,13 @@ class AccountMoveLine(models.Model):
         "or cancellations billed after that period's invoice.",
     )
 
-    # A rerun updates the line of a charge, or its adjustment of a period,
-    # instead of adding another one.
+    # A rerun updates the lines of a charge, or its adjustment of a period,
+    # instead of adding others.
     _fusion_charge_unique = models.UniqueIndex(
-        "(move_id, fusion_charge_id, COALESCE(fusion_charge_filter_id, 0)) "
+        "(move_id, fusion_charge_id, COALESCE(fusion_charge_filter_id, 0), "
+        "COALESCE(fusion_line_part, 0)) "
         "WHERE fusion_charge_id IS NOT NULL AND fusion_adjusted_period_start IS NULL",
-        "The invoice already has a line for this charge.",
+        "The invoice already has this line of the charge.",
     )
     _fusion_adjustment_unique = models.UniqueIndex(
         "(move_id, fusion_charge_id, fusion_adjusted_period_start) "

@@ -15,6 +15,9 @@ CHARGE_MODELS = [
 ]
 # Decimals shown at most in a pricing summary.
 SUMMARY_MAX_DECIMALS = 6
+# Decimals an invoice line shows of a unit price at most: Odoo shows a price
+# without fixed digits with up to 6 (and at least Product Price's).
+PRICE_DISPLAY_DECIMALS = 6
 
 
 class FusionBillingCharge(models.Model):
@@ -214,6 +217,92 @@ class FusionBillingCharge(models.Model):
             charges.describe(engine_charge, quantity, currency.name),
         )
 
+    def _invoice_lines(self, quantity, amount, prices=None):
+        """The invoice lines of ``quantity`` billed ``amount`` (by ``_rate``):
+        the engine's breakdown, quantity x unit price per tier, flat fee or
+        packages, within the invoice's precision and computed as the invoice
+        computes a line. None for a charge model the engine does not price,
+        or lines that would not sum to ``amount`` (``_rate`` overridden): the
+        charge is then billed on one line of one unit at ``amount``."""
+        self.ensure_one()
+        if self.charge_model not in charges.CHARGE_MODELS:
+            return None
+        currency = self.currency_id
+        precision = self.env["decimal.precision"].precision_get
+        lines = charges.invoice_lines(
+            self._engine_charge(prices),
+            quantity,
+            to_decimal(currency.rounding),
+            quantity_places=precision("Product Unit"),
+            price_places=max(precision("Product Price"), PRICE_DISPLAY_DECIMALS),
+            subtotal=lambda units, price: to_decimal(
+                currency.round(float(units) * float(price))
+            ),
+        )
+        if sum(line.amount for line in lines) != amount:
+            return None
+        return lines
+
+    def _invoice_line_text(self, line, quantity, prices=None):
+        """What one of the charge's invoice lines (``line``, from
+        ``_invoice_lines`` of ``quantity``) bills, in the context's language:
+        the usage and unit, the tier and its range; the exact units and price
+        too when the line is one unit at its amount."""
+        self.ensure_one()
+        prices = prices or self
+        unit = self.metric_id.unit_name or self.env._("units")
+        exact = not line.itemized
+
+        def qty(value):
+            return self._format_quantity(value, exact=exact)
+
+        tier = (
+            line.tier is not None
+            and prices.tier_ids.sorted(lambda t: (not t.up_to, t.up_to))[line.tier]
+        )
+        if line.flat_fee:
+            return self.env._(
+                "Flat fee of tier %(tier)s (%(range)s)",
+                tier=line.tier + 1,
+                range=tier.range_label,
+            )
+        usage = self.env._("%(quantity)s %(unit)s", quantity=qty(line.units), unit=unit)
+        if self.charge_model == "package":
+            usage = self.env._(
+                "%(usage)s in packages of %(size)s",
+                usage=self.env._(
+                    "%(quantity)s %(unit)s", quantity=qty(quantity), unit=unit
+                ),
+                size=qty(prices.unit_batch),
+            )
+            if prices.free_units:
+                usage += self.env._(", %(free)s free", free=qty(prices.free_units))
+        elif self.charge_model == "graduated":
+            usage = self.env._(
+                "Tier %(tier)s (%(range)s): %(usage)s",
+                tier=line.tier + 1,
+                range=tier.range_label,
+                usage=usage,
+            )
+        elif self.charge_model == "volume":
+            usage = self.env._(
+                "%(usage)s, all at the price of tier %(tier)s (%(range)s)",
+                usage=usage,
+                tier=line.tier + 1,
+                range=tier.range_label,
+            )
+        if line.itemized:
+            return usage
+        price = self._format_price(line.price, self.currency_id, exact=True)
+        if self.charge_model == "package":
+            return self.env._(
+                "%(usage)s: %(packages)s x %(price)s",
+                usage=usage,
+                packages=qty(line.units),
+                price=price,
+            )
+        return self.env._("%(usage)s, %(price)s each", usage=usage, price=price)
+
     @api.model_create_multi
     def create(self, vals_list):
         charges = super(
@@ -373,22 +462,29 @@ class FusionBillingCharge(models.Model):
         return ", ".join(terms)
 
     @api.model
-    def _format_price(self, value, currency):
+    def _format_price(self, value, currency, exact=False):
         """A price with the decimals of Odoo's price precision, more when the
-        price has them (0.0125), and the currency symbol where it goes."""
+        price has them (0.0125, up to SUMMARY_MAX_DECIMALS unless ``exact``),
+        and the currency symbol where it goes."""
         precision = self.env["decimal.precision"].precision_get("Product Price")
         decimals = -to_decimal(value).normalize().as_tuple().exponent
-        digits = min(max(precision, decimals), SUMMARY_MAX_DECIMALS)
-        number = formatLang(self.env, value, digits=digits)
+        digits = max(precision, decimals)
+        if not exact:
+            digits = min(digits, SUMMARY_MAX_DECIMALS)
+        number = formatLang(self.env, float(value), digits=digits)
         currency = currency or self.env.company.currency_id
         if currency.position == "before":
             return f"{currency.symbol}{number}"
         return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
 
     @api.model
-    def _format_quantity(self, value):
+    def _format_quantity(self, value, exact=False):
+        """A quantity with its decimals, up to SUMMARY_MAX_DECIMALS unless
+        ``exact``."""
         decimals = max(-to_decimal(value).normalize().as_tuple().exponent, 0)
-        return formatLang(self.env, value, digits=min(decimals, SUMMARY_MAX_DECIMALS))
+        if not exact:
+            decimals = min(decimals, SUMMARY_MAX_DECIMALS)
+        return formatLang(self.env, float(value), digits=decimals)
 
     def _engine_charge(self, prices=None):
         """The charge as the engine prices it; with ``prices`` (one of its

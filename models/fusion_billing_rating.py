@@ -51,6 +51,13 @@ class RatedLine:
     charge: models.BaseModel | None = None
     charge_filter: models.BaseModel | None = None
     adjusted_period: "BillingPeriod | None" = None
+    # the unit of the charge's metric
+    unit: str = ""
+
+    @property
+    def caption(self):
+        """The title with the unit the quantity is in."""
+        return f"{self.title} ({self.unit})" if self.unit else self.title
 
 
 @dataclass(frozen=True)

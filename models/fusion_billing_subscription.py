@@ -7,7 +7,7 @@ from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date, formatLang
 
 from ..core import charts, periods, pricing, summary
 from ..core.money import round_money, to_decimal
@@ -381,24 +381,17 @@ class FusionBillingSubscription(models.Model):
     def _prepare_rated_lines(self, period, quantities):
         """Price ``period``: one RatedLine per charge of its plan, priced by the
         charge's ``_rate`` hook, plus the fixed fee when the plan has one.
-        ``quantities`` maps metric ids to the period's aggregated usage."""
+        ``quantities`` maps metric ids to the period's aggregated usage. Texts
+        are in the customer's language."""
         self.ensure_one()
+        self = self._in_customer_lang()  # noqa: PLW0642
         plan = period.plan
-        currency = plan.currency_id
-        rounding = to_decimal(currency.rounding)
-        lang_plan = plan.with_context(lang=self.partner_id.lang or self.env.lang)
+        rounding = to_decimal(plan.currency_id.rounding)
         rated_lines = []
-        for charge in self._period_charges(period).with_context(
-            lang=lang_plan.env.lang
-        ):
+        for charge in self._period_charges(period):
             metric = charge.metric_id
-            title = (
-                f"{metric.name} ({metric.unit_name})"
-                if metric.unit_name
-                else metric.name
-            )
             if charge.filter_ids:
-                rated_lines += self._prepare_filter_lines(charge, title, quantities)
+                rated_lines += self._prepare_filter_lines(charge, quantities)
                 continue
             quantity = quantities.get(metric.id, Decimal(0))
             amount, pricing = charge._rate(quantity)
@@ -406,7 +399,8 @@ class FusionBillingSubscription(models.Model):
                 RatedLine(
                     key=charge.id,
                     product=charge.product_id,
-                    title=title,
+                    title=metric.name,
+                    unit=metric.unit_name or "",
                     quantity=quantity,
                     amount=amount,
                     pricing=pricing,
@@ -418,6 +412,12 @@ class FusionBillingSubscription(models.Model):
                 self._prepare_fixed_fee_line(period, base_price, rounding)
             )
         return rated_lines
+
+    def _in_customer_lang(self):
+        """The subscription in its customer's language: invoice texts are
+        built in it."""
+        self.ensure_one()
+        return self.with_context(lang=self.partner_id.lang or self.env.lang)
 
     def _period_charges(self, period):
         """The charges rating ``period``: its plan's, each replaced by this
@@ -433,7 +433,7 @@ class FusionBillingSubscription(models.Model):
             own.get(charge.metric_id, charge).id for charge in period.plan.charge_ids
         )
 
-    def _prepare_filter_lines(self, charge, title, quantities):
+    def _prepare_filter_lines(self, charge, quantities):
         """The lines of a charge with filters: one per filter, its description
         naming its values, then the rest at the charge's own prices; each
         bucket aggregated and priced on its own."""
@@ -448,9 +448,10 @@ class FusionBillingSubscription(models.Model):
                 RatedLine(
                     key=(charge.id, charge_filter.id) if charge_filter else charge.id,
                     product=charge.product_id,
-                    title=f"{title}, {charge_filter.display_name}"
+                    title=f"{metric.name}, {charge_filter.display_name}"
                     if charge_filter
-                    else self.env._("%(charge)s, other usage", charge=title),
+                    else self.env._("%(charge)s, other usage", charge=metric.name),
+                    unit=metric.unit_name or "",
                     quantity=quantity,
                     amount=amount,
                     pricing=pricing,
@@ -503,19 +504,25 @@ class FusionBillingSubscription(models.Model):
         return round_money(amount, rounding), ""
 
     def _period_text(self, period):
-        """The period as the customer reads it (end date inclusive)."""
-        last_day = period.end - timedelta(days=1)
-        return self.env._("%(start)s to %(end)s", start=period.start, end=last_day)
+        """The period as the customer reads it: their language and date
+        format, the last day inclusive."""
+        env = self._in_customer_lang().env
+        return env._(
+            "%(start)s to %(end)s",
+            start=format_date(env, period.start),
+            end=format_date(env, period.end - timedelta(days=1)),
+        )
 
     def _prepare_invoice_values(self, period, rated_lines):
-        """The period's new invoice: one line per non-zero rated line. None
-        when every amount is zero: a period with nothing to bill gets no
+        """The period's new invoice: the lines of each non-zero rated line.
+        None when every amount is zero: a period with nothing to bill gets no
         invoice."""
         self.ensure_one()
         lines = [
-            Command.create(self._prepare_invoice_line_values(period, rated))
+            Command.create(values)
             for rated in rated_lines
             if rated.amount
+            for values in self._prepare_invoice_line_values(period, rated)
         ]
         if not lines:
             return None
@@ -534,19 +541,18 @@ class FusionBillingSubscription(models.Model):
         return values
 
     def _prepare_invoice_line_values(self, period, rated_line):
-        """An invoice line whose subtotal is exactly the engine's amount: one
-        unit at the rounded amount (usage and pricing are in the description).
-        An adjustment names the period it adjusts."""
+        """The invoice lines of ``rated_line``, their subtotals summing
+        exactly to its amount: a charge's usage as the charge breaks it down
+        (quantity x unit price per tier, flat fee, packages: see
+        ``_invoice_lines``), anything else one unit at the amount with how it
+        was computed in the description. An adjustment names the period it
+        adjusts. Descriptions are in the customer's language."""
+        self = self._in_customer_lang()  # noqa: PLW0642
         adjusted = rated_line.adjusted_period
-        name = f"{rated_line.title}, {self._period_text(adjusted or period)}"
-        if rated_line.pricing:
-            name += f"\n{rated_line.pricing}"
-        return {
+        charge = rated_line.charge
+        common = {
             "product_id": rated_line.product.id,
-            "name": name,
-            "quantity": 1,
-            "price_unit": float(rated_line.amount),
-            "fusion_charge_id": rated_line.charge.id if rated_line.charge else False,
+            "fusion_charge_id": charge.id if charge else False,
             "fusion_charge_filter_id": rated_line.charge_filter.id
             if rated_line.charge_filter
             else False,
@@ -555,33 +561,65 @@ class FusionBillingSubscription(models.Model):
             "fusion_usage_quantity": float(rated_line.quantity),
             "fusion_adjusted_period_start": adjusted.start if adjusted else False,
         }
+        heading = f"{rated_line.title}, {self._period_text(adjusted or period)}"
+        parts = None
+        if charge and not adjusted:
+            charge = charge.with_env(self.env)
+            parts = charge._invoice_lines(
+                rated_line.quantity, rated_line.amount, rated_line.charge_filter
+            )
+        if not parts:
+            name = heading
+            if rated_line.pricing:
+                name += f"\n{rated_line.pricing}"
+            return [
+                {
+                    **common,
+                    "name": name,
+                    "quantity": 1,
+                    "price_unit": float(rated_line.amount),
+                    "fusion_line_part": 0,
+                }
+            ]
+        return [
+            {
+                **common,
+                "name": f"{heading}\n"
+                + charge._invoice_line_text(
+                    part, rated_line.quantity, rated_line.charge_filter
+                ),
+                "quantity": float(part.quantity),
+                "price_unit": float(part.price_unit),
+                "fusion_line_part": part.part,
+            }
+            for part in parts
+        ]
 
     def _prepare_adjustment_line(self, closed_period, charge, rated_lines, billed):
         """The line adjusting ``closed_period`` for ``charge``: the whole
         period re-rated (``rated_lines``: the charge's lines, one per filter
         bucket) minus what was ``billed`` for it already."""
-        env = self.with_context(lang=self.partner_id.lang or self.env.lang).env
+        env = self._in_customer_lang().env
         rerated = sum((line.amount for line in rated_lines), Decimal(0))
         quantity = sum((line.quantity for line in rated_lines), Decimal(0))
-        metric = charge.metric_id
-        currency = closed_period.plan.currency_id.name
+        metric = charge.metric_id.with_env(env)
+        currency = closed_period.plan.currency_id
         return RatedLine(
             key=(charge.id, closed_period.start),
             product=charge.product_id,
-            title=env._(
-                "Adjustment of %(metric)s",
-                metric=f"{metric.name} ({metric.unit_name})"
-                if metric.unit_name
-                else metric.name,
-            ),
+            title=env._("Adjustment of %(metric)s", metric=metric.name),
+            unit=metric.unit_name or "",
             quantity=quantity,
             amount=rerated - billed,
             pricing=env._(
-                "the period re-rated: %(rerated)s %(currency)s, already billed: "
-                "%(billed)s %(currency)s",
-                rerated=rerated,
-                billed=billed,
-                currency=currency,
+                "%(usage)s in the period bill %(rerated)s; %(billed)s were billed",
+                usage=env._(
+                    "%(quantity)s %(unit)s",
+                    quantity=charge.with_env(env)._format_quantity(quantity),
+                    unit=metric.unit_name or env._("units"),
+                ),
+                rerated=formatLang(env, float(rerated), currency_obj=currency),
+                billed=formatLang(env, float(billed), currency_obj=currency),
             ),
             charge=charge,
             adjusted_period=closed_period,
@@ -681,33 +719,47 @@ class FusionBillingSubscription(models.Model):
         }
 
     def _update_period_invoice(self, period, invoice, rated_lines):
-        """Bring the draft ``invoice`` in line with ``rated_lines``: a line
-        per key, updated in place (to zero too); no new line for a zero
-        amount; untouched when nothing changed. The line of a charge no longer
-        in force (replaced by a custom price, its plan changed from the
-        period's start) goes; the minimum commitment's belongs to the period's
-        close, adjustments of other periods stay. The period's end follows it
-        (an end date, a plan change)."""
+        """Bring the draft ``invoice`` in line with ``rated_lines``: each line
+        (by rated key and line part: a tier's units, its fee) updated in
+        place, lines of tiers no longer reached removed, new ones added; no
+        new line for a zero amount, but a charge that bills nothing now keeps
+        one line, at zero; untouched when nothing changed. The lines of a
+        charge no longer in force (replaced by a custom price, its plan
+        changed from the period's start) go; the minimum commitment's belongs
+        to the period's close, adjustments of other periods stay. The period's
+        end follows it (an end date, a plan change)."""
         self.ensure_one()
         existing = {
-            line._fusion_rated_key(): line
+            (line._fusion_rated_key(), line.fusion_line_part): line
             for line in invoice.invoice_line_ids
             if line._fusion_rated_key()
         }
         commands = []
+        kept = set()
         for rated in rated_lines:
-            values = self._prepare_invoice_line_values(period, rated)
-            line = existing.get(rated.key)
-            if not line:
-                if rated.amount:
-                    commands.append(Command.create(values))
-            elif self._line_differs(line, values):
-                commands.append(Command.update(line.id, values))
-        rated_keys = {rated.key for rated in rated_lines}
+            lines_values = self._prepare_invoice_line_values(period, rated)
+            parts = {values["fusion_line_part"] for values in lines_values}
+            # Billing nothing now, a charge keeps one of its lines, at zero.
+            spare = [
+                line
+                for (key, part), line in existing.items()
+                if key == rated.key and part not in parts and not rated.amount
+            ]
+            for values in lines_values:
+                line = existing.get((rated.key, values["fusion_line_part"]))
+                if not line and spare:
+                    line = spare.pop(0)
+                if not line:
+                    if rated.amount:
+                        commands.append(Command.create(values))
+                    continue
+                kept.add(line)
+                if self._line_differs(line, values):
+                    commands.append(Command.update(line.id, values))
         commands += [
             Command.unlink(line.id)
-            for key, line in existing.items()
-            if key not in rated_keys
+            for (key, _part), line in existing.items()
+            if line not in kept
             and key != MINIMUM
             and not line.fusion_adjusted_period_start
         ]
@@ -720,7 +772,8 @@ class FusionBillingSubscription(models.Model):
     @api.model
     def _line_differs(self, line, values):
         return (
-            line.product_id.id != values["product_id"]
+            line.fusion_line_part != values["fusion_line_part"]
+            or line.product_id.id != values["product_id"]
             or line.name != values["name"]
             or line.quantity != values["quantity"]
             or line.price_unit != values["price_unit"]
@@ -786,12 +839,14 @@ class FusionBillingSubscription(models.Model):
     def _settle_period(self, period, invoice):
         """What a closing period owes beyond its usage: the minimum
         commitment's true-up, then its credits. Returns the invoice, created
-        when the minimum is all the period bills; a posted one is final."""
+        when the minimum is all the period bills; a posted one is final.
+        Their texts are in the customer's language."""
         if invoice.state == "posted":
             return invoice
+        self = self._in_customer_lang()  # noqa: PLW0642
         rounding = to_decimal(period.plan.currency_id.rounding)
         if minimum := self._prepare_minimum_line(period, invoice, rounding):
-            values = self._prepare_invoice_line_values(period, minimum)
+            (values,) = self._prepare_invoice_line_values(period, minimum)
             if line := invoice.invoice_line_ids.filtered("fusion_is_minimum"):
                 invoice.write({"invoice_line_ids": [Command.update(line.id, values)]})
             elif invoice and minimum.amount:
@@ -936,10 +991,9 @@ class FusionBillingSubscription(models.Model):
                         "minimum_commitment": line.fusion_is_minimum,
                         "prepaid_credits": line.fusion_is_credit,
                         "usage_quantity": str(to_decimal(line.fusion_usage_quantity)),
-                        "amount": money(line.price_subtotal),
+                        "amount": money(sum(lines.mapped("price_subtotal"))),
                     }
-                    for line in invoice.invoice_line_ids
-                    if line._fusion_rated_key() or line.fusion_is_credit
+                    for line, lines in self._invoice_event_lines(invoice)
                 ],
             },
             "subscription": self.external_ref,
@@ -947,6 +1001,20 @@ class FusionBillingSubscription(models.Model):
             "period_start": invoice.fusion_period_start.isoformat(),
             "period_end": invoice.fusion_period_end.isoformat(),
         }
+
+    @api.model
+    def _invoice_event_lines(self, invoice):
+        """The lines an invoice event reports, [(first line, lines)]: one per
+        rated line (a charge's lines together, as rating priced them) and per
+        prepaid credits line, in invoice order."""
+        grouped = {}
+        for line in invoice.invoice_line_ids:
+            if key := line._fusion_rated_key():
+                grouped.setdefault(key, line.browse())
+                grouped[key] |= line
+            elif line.fusion_is_credit:
+                grouped[line] = line
+        return [(lines[0], lines) for lines in grouped.values()]
 
     def _usage_summary_html(self, rated_lines):
         currency = self.currency_id
@@ -956,7 +1024,7 @@ class FusionBillingSubscription(models.Model):
                 "<td class='text-end'>%s</td></tr>"
             )
             % (
-                line.title,
+                line.caption,
                 f"{line.quantity.normalize():,f}",
                 line.pricing,
                 f"{line.amount:,} {currency.symbol}",
@@ -1270,7 +1338,7 @@ class FusionBillingSubscription(models.Model):
                 else None,
                 "lines": [
                     {
-                        "title": line.title,
+                        "title": line.caption,
                         "metric": line.charge.metric_id if line.charge else None,
                         "quantity": f"{line.quantity.normalize():,f}",
                         "pricing": line.pricing,

@@ -335,7 +335,13 @@ class TestPeriodLifecycle(FusionBillingCase):
         self.assertEqual(adjustment.price_subtotal, 5.0)
         self.assertEqual(adjustment.fusion_charge_id, self.charge_calls)
         self.assertEqual(adjustment.fusion_adjusted_period_start, JAN)
-        self.assertIn("2026-01-01 to 2026-01-31", adjustment.name)
+        self.assertEqual(
+            adjustment.name,
+            "Adjustment of Api Calls, 01/01/2026 to 01/31/2026\n"
+            "1,200 units in the period bill $\N{NO-BREAK SPACE}15.00; "
+            "$\N{NO-BREAK SPACE}10.00 were billed",
+        )
+        self.assertEqual((adjustment.quantity, adjustment.price_unit), (1, 5.0))
 
         # Cancelled late: the adjustment follows, still one line.
         self.env["fusion.billing.usage.event"].sudo().search(

@@ -532,10 +532,20 @@ class TestPricingRating(FusionBillingCase):
         lines = self._invoices(self.sub_x).invoice_line_ids.filtered(
             lambda line: line.fusion_charge_id == charge
         )
-        # eu: max 40 -> 40 x 1.50 + 4 = 64.00; rest: max 25 -> 25 x 0.50 = 12.50
+        # eu: max 40 -> 40 x 1.50 and the tier's fee 4; rest: max 25 -> 25 x 0.50
         self.assertEqual(
-            {(line.fusion_charge_filter_id, line.price_subtotal) for line in lines},
-            {(eu, 64.0), (eu.browse(), 12.5)},
+            {
+                (line.fusion_charge_filter_id, line.quantity, line.price_unit)
+                for line in lines
+            },
+            {(eu, 40, 1.5), (eu, 1, 4.0), (eu.browse(), 25, 0.5)},
+        )
+        self.assertEqual(
+            sum(lines.filtered("fusion_charge_filter_id").mapped("price_subtotal")),
+            64.0,
+        )
+        self.assertEqual(
+            (lines - lines.filtered("fusion_charge_filter_id")).price_subtotal, 12.5
         )
 
     # -- minimum commitment ----------------------------------------------
@@ -584,7 +594,7 @@ class TestPricingRating(FusionBillingCase):
         minimum = x_invoice.invoice_line_ids.filtered("fusion_is_minimum")
         self.assertEqual(minimum.price_subtotal, 15.0)
         self.assertEqual(minimum.product_id, self.product_untaxed)
-        self.assertTrue(minimum.name.startswith("Minimum commitment, 2026-01-01"))
+        self.assertTrue(minimum.name.startswith("Minimum commitment, 01/01/2026"))
         self.assertEqual(x_invoice.amount_untaxed, 25.0)
         # A period with no usage gets an invoice for the minimum alone.
         y_invoice = self._invoices(self.sub_y)
@@ -622,7 +632,7 @@ class TestPricingRating(FusionBillingCase):
         credit_line = january.invoice_line_ids.filtered("fusion_is_credit")
         # Same priority: the credit expiring on the period's last day first.
         self.assertEqual(credit_line.price_subtotal, -10.0)
-        self.assertTrue(credit_line.name.startswith("Prepaid credits, 2026-01-01"))
+        self.assertTrue(credit_line.name.startswith("Prepaid credits, 01/01/2026"))
         self.assertEqual(credit_line.tax_ids, self.charge_p.product_id.taxes_id)
         self.assertEqual(january.amount_untaxed, 0.0)
         self.assertEqual(january.amount_total, 0.0)

@@ -4,9 +4,12 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from unittest.mock import patch
 
+from psycopg2 import IntegrityError
+
 from odoo import Command
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from ..core import charges
 from ..models.fusion_billing_charge import FusionBillingCharge
@@ -201,28 +204,46 @@ class TestRating(FusionBillingCase):
 
         self._rate(date(2026, 1, 28))
         invoice = self._invoices(sub)
+        # Per charge: its usage, and its lines as (quantity, unit price, subtotal).
         expected = {
             # 1250 x 0.0125 = 15.625
-            standard: (1250, 15.63),
+            standard: (1250, [(1250, 0.0125, 15.63)]),
             # ceil((16 - 5) / 10) = 2 packages x 5
-            package: (16, 10.0),
-            # 100 x 0.10 + 50 x 0.08 + fee 5
-            graduated: (150, 19.0),
-            # 2 seats in the first tier: 2 x 2 + fee 1
-            volume: (2, 5.0),
+            package: (16, [(2, 5.0, 10.0)]),
+            # 100 x 0.10, the first tier's fee 5, 50 x 0.08
+            graduated: (150, [(100, 0.10, 10.0), (1, 5.0, 5.0), (50, 0.08, 4.0)]),
+            # 2 seats in the first tier: 2 x 2 and its fee 1
+            volume: (2, [(2, 2.0, 4.0), (1, 1.0, 1.0)]),
             # latest quantity 2 x 3
-            latest: (2, 6.0),
+            latest: (2, [(2, 3.0, 6.0)]),
         }
-        for charge, (quantity, amount) in expected.items():
-            line = self._line(invoice, charge)
-            self.assertEqual(len(line), 1, charge.display_name)
-            self.assertEqual(line.fusion_usage_quantity, quantity, charge.display_name)
-            self.assertEqual(line.price_subtotal, amount, charge.display_name)
-            self.assertEqual(line.product_id, charge.product_id)
+        for charge, (quantity, lines) in expected.items():
+            charge_lines = self._line(invoice, charge).sorted("fusion_line_part")
+            self.assertEqual(
+                [
+                    (line.quantity, line.price_unit, line.price_subtotal)
+                    for line in charge_lines
+                ],
+                lines,
+                charge.display_name,
+            )
+            self.assertEqual(
+                set(charge_lines.mapped("fusion_usage_quantity")), {quantity}
+            )
+            self.assertEqual(charge_lines.product_id, charge.product_id)
         self.assertAlmostEqual(invoice.amount_untaxed, 55.63, places=2)
-        self.assertIn(
-            "graduated: 100 x 0.10 + 50 x 0.08 + fee 5.00",
-            self._line(invoice, graduated).name,
+        tier_lines = self._line(invoice, graduated).sorted("fusion_line_part")
+        self.assertEqual(
+            [line.name.split("\n")[1] for line in tier_lines],
+            [
+                "Tier 1 (0 to 100): 100 units",
+                "Flat fee of tier 1 (0 to 100)",
+                "Tier 2 (100 and above): 50 units",
+            ],
+        )
+        self.assertEqual(
+            self._line(invoice, package)[0].name.split("\n")[1],
+            "16 units in packages of 10, 5 free",
         )
 
     def test_lines_carry_product_taxes_accounts_and_a_readable_description(self):
@@ -249,14 +270,160 @@ class TestRating(FusionBillingCase):
             or self.company_data["default_account_revenue"],
         )
         self.assertEqual(
-            line.name,
-            "Api Calls (API calls), 2026-01-01 to 2026-01-31\n"
-            "1,250 units x 0.0125 " + self.currency.name,
+            line.name, "Api Calls, 01/01/2026 to 01/31/2026\n1,250 API calls"
         )
+        self.assertEqual((line.quantity, line.price_unit), (1250, 0.0125))
+        self.assertEqual(line.price_subtotal, 15.63)
         fee = invoice.invoice_line_ids.filtered("fusion_is_fixed_fee")
         self.assertEqual(fee.product_id, self.product_fee)
         self.assertEqual(fee.price_subtotal, 49.0)
         self.assertEqual(invoice.amount_untaxed, 49.0 + 15.63)
+
+    def test_tier_lines_follow_the_usage_on_reruns(self):
+        """A graduated charge bills a line per tier reached and one per flat
+        fee; reratings update them in place, add the tiers newly reached,
+        remove those no longer reached, and a charge billing nothing keeps
+        one line at zero. The webhook reports the charge's amount whole."""
+        self.metric_storage.unit_name = "GB"
+        storage = self._create_charge(
+            self.plan_usage,
+            self.metric_storage,
+            "graduated",
+            tiers=[
+                {"up_to": 1000, "unit_price": 0.0},
+                {"up_to": 5000, "unit_price": 0.0125, "flat_fee": 5.0},
+                {"up_to": 0, "unit_price": 0.01},
+            ],
+        )
+        sub = self.subscription_c
+        self._event(sub, self.metric_storage, 2080, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        invoice = self._invoices(sub)
+
+        def layout():
+            return [
+                (
+                    line.fusion_line_part,
+                    line.quantity,
+                    line.price_unit,
+                    line.price_subtotal,
+                    line.name.split("\n")[1],
+                )
+                for line in self._line(invoice, storage).sorted("fusion_line_part")
+            ]
+
+        # The free first tier bills no line.
+        self.assertEqual(
+            layout(),
+            [
+                (2, 1080, 0.0125, 13.5, "Tier 2 (1,000 to 5,000): 1,080 GB"),
+                (3, 1, 5.0, 5.0, "Flat fee of tier 2 (1,000 to 5,000)"),
+            ],
+        )
+        self.assertEqual(
+            self._line(invoice, storage)[0].name.split("\n")[0],
+            "Storage Gb, 01/01/2026 to 01/31/2026",
+        )
+        tier_2 = self._line(invoice, storage)
+        self._rate(date(2026, 1, 20))
+        self.assertEqual(self._line(invoice, storage), tier_2, "a rerun adds nothing")
+
+        self._event(sub, self.metric_storage, 6000, datetime(2026, 1, 10))
+        self._rate(date(2026, 1, 21))
+        self.assertEqual(
+            layout(),
+            [
+                (2, 4000, 0.0125, 50.0, "Tier 2 (1,000 to 5,000): 4,000 GB"),
+                (3, 1, 5.0, 5.0, "Flat fee of tier 2 (1,000 to 5,000)"),
+                (4, 1000, 0.01, 10.0, "Tier 3 (5,000 and above): 1,000 GB"),
+            ],
+        )
+        self.assertLess(tier_2, self._line(invoice, storage), "updated in place")
+        self._rate(date(2026, 1, 21))
+        data = sub._invoice_event_data(invoice)["invoice"]["lines"]
+        self.assertEqual(
+            [(line["charge"], line["amount"]) for line in data],
+            [("storage_gb", "65.00")],
+        )
+
+        # The big event cancelled: tier 3 goes, tier 2 follows the usage.
+        self.env["fusion.billing.usage.event"].sudo().search(
+            [("subscription_id", "=", sub.id), ("quantity", "=", 6000)]
+        ).cancelled = True
+        self._rate(date(2026, 1, 22))
+        self.assertEqual([part for part, *_ in layout()], [2, 3])
+        self.assertEqual(invoice.amount_untaxed, 18.5)
+
+        # Free again: the charge keeps one line, at zero.
+        self.env["fusion.billing.usage.event"].sudo().search(
+            [("subscription_id", "=", sub.id)]
+        ).cancelled = True
+        self._event(sub, self.metric_storage, 500, datetime(2026, 1, 11))
+        self._rate(date(2026, 1, 23))
+        self.assertEqual(
+            [(part, qty, subtotal) for part, qty, _price, subtotal, _ in layout()],
+            [(0, 500, 0.0)],
+        )
+
+    def test_a_line_the_invoice_cannot_show_is_one_unit_at_its_amount(self):
+        """Usage finer than the line's quantity precision: one unit at the
+        amount, the exact usage and price in the description."""
+        sub = self.subscription_c
+        self._event(sub, self.metric_calls, 1.125, datetime(2026, 1, 9))
+        self._event(sub, self.metric_calls, 1000, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        line = self._line(self._invoices(sub), self.charge_usage_calls)
+        # 1,001.125 x 0.0125 = 12.5140625
+        self.assertEqual((line.quantity, line.price_unit), (1, 12.51))
+        self.assertEqual(line.price_subtotal, 12.51)
+        self.assertTrue(
+            line.name.endswith("1,001.125 units, $0.0125 each"),
+            line.name,
+        )
+
+    def test_the_database_refuses_a_second_copy_of_a_charge_line(self):
+        graduated = self._create_charge(
+            self.plan_usage,
+            self.metric_storage,
+            "graduated",
+            tiers=[{"up_to": 10, "unit_price": 1.0}, {"up_to": 0, "unit_price": 0.5}],
+        )
+        self._event(self.subscription_c, self.metric_storage, 20, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        invoice = self._invoices(self.subscription_c)
+        lines = self._line(invoice, graduated)
+        self.assertEqual(sorted(lines.mapped("fusion_line_part")), [0, 2])
+        with (
+            self.assertRaises(IntegrityError),
+            mute_logger("odoo.sql_db"),
+            self.env.cr.savepoint(),
+        ):
+            lines[0].copy(
+                {
+                    "move_id": invoice.id,
+                    "fusion_charge_id": graduated.id,
+                    "fusion_line_part": lines[0].fusion_line_part,
+                }
+            )
+
+    def test_invoice_texts_are_in_the_customers_language(self):
+        """The cron's user reads French; the customer, English in the United
+        Kingdom: the whole invoice is in the customer's language and date
+        format."""
+        self.env["res.lang"]._activate_lang("fr_FR")
+        self.env["res.lang"]._activate_lang("en_GB")
+        self.env.user.lang = "fr_FR"
+        self.partner_a.lang = "en_GB"
+        self._event(self.subscription_a, self.metric_calls, 80, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        invoice = self._invoices(self.subscription_a)
+        self.assertEqual(
+            invoice.invoice_line_ids.mapped("name"),
+            [
+                "Api Calls, 01/01/2026 to 31/01/2026\n80 units",
+                "Pro fixed fee, 01/01/2026 to 31/01/2026",
+            ],
+        )
 
     def test_service_journal_is_used(self):
         journal = self.company_data["default_journal_sale"].copy(
