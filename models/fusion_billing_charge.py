@@ -24,7 +24,9 @@ class FusionBillingCharge(models.Model):
     _name = "fusion.billing.charge"
     _description = "Usage Charge"
     _inherit = ["fusion.billing.price.mixin"]
-    _order = "plan_id, sequence, id"
+    # By plan id, not by the plan's own order: reading a plan's charges (the
+    # rating, the usage summary) then joins no plan nor service.
+    _order = "plan_id.id, sequence, id"
     _check_company_auto = True
 
     sequence = fields.Integer(default=10)
@@ -504,5 +506,8 @@ class FusionBillingCharge(models.Model):
                     flat_fee=to_decimal(tier.flat_fee),
                 )
                 for tier in prices.tier_ids.sorted(lambda t: (not t.up_to, t.up_to))
-            ),
+            )
+            # Other models never read tiers: no query for them.
+            if self.charge_model in charges.TIERED_MODELS
+            else (),
         )

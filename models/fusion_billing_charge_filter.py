@@ -9,7 +9,8 @@ class FusionBillingChargeFilter(models.Model):
     _name = "fusion.billing.charge.filter"
     _description = "Charge Filter"
     _inherit = ["fusion.billing.price.mixin"]
-    _order = "charge_id, sequence, id"
+    # By charge id: reading a charge's filters joins no charge, plan or service.
+    _order = "charge_id.id, sequence, id"
 
     charge_id = fields.Many2one(
         "fusion.billing.charge", required=True, index=True, ondelete="cascade"

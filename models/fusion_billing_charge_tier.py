@@ -7,7 +7,8 @@ from .fusion_billing_price_mixin import PRICE_FIELD, QUANTITY_FIELD
 class FusionBillingChargeTier(models.Model):
     _name = "fusion.billing.charge.tier"
     _description = "Charge Tier"
-    _order = "charge_id, up_to_sort, up_to"
+    # By charge id: reading a charge's tiers joins no charge, plan or service.
+    _order = "charge_id.id, up_to_sort, up_to"
 
     # A filter's tiers belong to its charge too (deleted with it), and are kept
     # out of the charge's own ladder by the charge's tier_ids domain. Not

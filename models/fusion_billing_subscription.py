@@ -1373,21 +1373,28 @@ class FusionBillingSubscription(models.Model):
         """The body of ``GET /usage/summary`` for ``service``'s subscription
         ``external_ref``, None when the service has none such: the open period
         as ``_open_period_rating`` prices it, what the rating bills now."""
-        subscription = self.search(
+        subscription = self.search_fetch(
             [("service_id", "=", service.id), ("external_ref", "=", external_ref)],
+            None,
             limit=1,
+            order="id",
         )
         if not subscription:
             return None
+        # The line titles need the customer's language, not the partner's
+        # sixty other columns.
+        subscription.partner_id.fetch(["lang"])
         rating = subscription._open_period_rating().get(subscription.id)
         if rating and rating.error:
             raise UserError(rating.error)
-        customer = self.env["fusion.billing.customer"].search(
+        customer = self.env["fusion.billing.customer"].search_fetch(
             [
                 ("service_id", "=", service.id),
                 ("partner_id", "=", subscription.partner_id.id),
             ],
+            ["external_ref"],
             limit=1,
+            order="external_ref",
         )
         currency = subscription.currency_id
         base_price = round_money(Decimal(0), to_decimal(currency.rounding))
