@@ -1,4 +1,5 @@
 from . import test_alerts
+from . import test_alert_race
 from . import test_back_office
 from . import test_models
 from . import test_period_lifecycle
