@@ -31,6 +31,7 @@
         "views/fusion_billing_usage_event_views.xml",
         "views/fusion_billing_webhook_event_views.xml",
         "views/fusion_billing_reconciliation_views.xml",
+        "views/fusion_billing_revenue_report_views.xml",
         "views/account_move_views.xml",
         "views/fusion_billing_overview_views.xml",
         "views/res_partner_views.xml",

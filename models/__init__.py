@@ -14,6 +14,7 @@ from . import fusion_billing_plan
 from . import fusion_billing_rating
 from . import fusion_billing_reconciliation
 from . import fusion_billing_reconciliation_summary
+from . import fusion_billing_revenue_report
 from . import fusion_billing_service
 from . import fusion_billing_subscription
 from . import fusion_billing_usage_event

@@ -10,6 +10,7 @@ from odoo.tools import SQL
 from odoo.tools.misc import format_datetime
 
 from ..core import money, usage
+from .fusion_billing_rating import RATEABLE
 
 # Caller-given values of these are never trusted: they follow the subscription.
 DERIVED_FIELDS = ("service_id", "company_id")
@@ -57,6 +58,13 @@ class FusionBillingUsageEvent(models.Model):
     )
     idempotency_key = fields.Char(required=True)
     properties = fields.Json()
+    in_open_period = fields.Boolean(
+        string="In the Open Period",
+        compute="_compute_in_open_period",
+        search="_search_in_open_period",
+        help="Usage of its subscription's open billing period: what the next "
+        "invoice bills.",
+    )
     cancelled = fields.Boolean(
         default=False,
         help="Cancelled by the app (POST /usage/cancel): kept for audit, never "
@@ -136,6 +144,44 @@ class FusionBillingUsageEvent(models.Model):
                         subscription=event.subscription_id.display_name,
                     )
                 )
+
+    @api.depends(
+        "timestamp",
+        "subscription_id.state",
+        "subscription_id.start_date",
+        "subscription_id.last_invoice_date",
+        "subscription_id.next_invoice_date",
+        "subscription_id.end_date",
+    )
+    def _compute_in_open_period(self):
+        for event in self:
+            subscription = event.subscription_id
+            event.in_open_period = bool(
+                subscription._open_period()
+                and subscription._period_start()
+                <= event.timestamp.date()
+                < subscription._period_end()
+            )
+
+    def _search_in_open_period(self, operator, value):
+        if operator != "in":
+            return NotImplemented
+        self.env["fusion.billing.subscription"].flush_model()
+        return [
+            (
+                "id",
+                "in",
+                SQL(
+                    """SELECT e.id
+                         FROM fusion_billing_usage_event e
+                         JOIN fusion_billing_subscription s ON s.id = e.subscription_id
+                        WHERE %s
+                          AND e.timestamp >= COALESCE(s.last_invoice_date, s.start_date)
+                          AND e.timestamp < LEAST(s.next_invoice_date, s.end_date)""",
+                    RATEABLE,
+                ),
+            )
+        ]
 
     @api.depends("metric_id.name", "timestamp")
     def _compute_display_name(self):

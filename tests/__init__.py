@@ -1,5 +1,6 @@
 from . import test_alerts
 from . import test_alert_race
+from . import test_analysis
 from . import test_back_office
 from . import test_models
 from . import test_period_lifecycle
