@@ -141,10 +141,8 @@ class FusionBillingRating(models.AbstractModel):
     @api.model
     def _with_adjustments(self, ratings, closed_ratings):
         """Add to each open period's rating the adjustments of the closed
-        periods re-rated with it: per charge, the whole closed period re-rated
-        minus what was billed for it already (its line and earlier
-        adjustments). A closed period whose invoice is still a draft is
-        re-rated in place instead: its rating follows the others."""
+        periods re-rated with it (``_adjust``); the closed periods re-rated in
+        place follow the others."""
         if not closed_ratings:
             return ratings
         by_subscription = defaultdict(list)
@@ -162,40 +160,67 @@ class FusionBillingRating(models.AbstractModel):
             ):
                 result.append(rating)
                 continue
-            invoices = self._period_invoices([r.period for r in closed])
-            adjustments = []
-            failures = []
-            billed = subscription._billed_by_charge_and_period(rating.period)
-            for closed_rating in closed:
-                if closed_rating.error:
-                    failures.append(closed_rating.error)
-                    continue
-                start = closed_rating.period.start
-                invoice = invoices.get((subscription.id, start))
-                if invoice and invoice.state == "draft":
-                    in_place.append(replace(closed_rating, in_place=True))
-                    continue
-                by_charge = defaultdict(list)
-                for line in closed_rating.lines:
-                    if line.charge:
-                        by_charge[line.charge].append(line)
-                # Zero too: an adjustment already on the draft follows it.
-                adjustments.extend(
-                    subscription._prepare_adjustment_line(
-                        closed_rating.period,
-                        charge,
-                        lines,
-                        billed.get((charge.id, start), Decimal(0)),
-                    )
-                    for charge, lines in by_charge.items()
-                )
-            if failures:
-                result.append(PeriodRating(rating.period, error="; ".join(failures)))
-                continue
-            result.append(
-                PeriodRating(rating.period, lines=rating.lines + tuple(adjustments))
-            )
+            adjusted, drafts = self._adjust(rating, closed)
+            result.append(adjusted)
+            in_place += drafts
         return result + in_place
+
+    @api.model
+    def _adjust(self, rating, closed_ratings):
+        """(``rating`` with the adjustments of the ``closed_ratings`` of its
+        subscription added, the closed ratings to write in place).
+
+        Per charge, the whole closed period re-rated minus what was billed
+        for it already (its line and earlier adjustments). A closed period
+        whose invoice is still a draft is re-rated in place instead. The
+        rating is an error when a closed period cannot be rated."""
+        subscription = rating.period.subscription
+        invoices = self._period_invoices([r.period for r in closed_ratings])
+        billed = subscription._billed_by_charge_and_period(rating.period)
+        adjustments, in_place, failures = [], [], []
+        for closed_rating in closed_ratings:
+            if closed_rating.error:
+                failures.append(closed_rating.error)
+                continue
+            start = closed_rating.period.start
+            invoice = invoices.get((subscription.id, start))
+            if invoice and invoice.state == "draft":
+                in_place.append(replace(closed_rating, in_place=True))
+                continue
+            by_charge = defaultdict(list)
+            for line in closed_rating.lines:
+                if line.charge:
+                    by_charge[line.charge].append(line)
+            # Zero too: an adjustment already on the draft follows it.
+            adjustments.extend(
+                subscription._prepare_adjustment_line(
+                    closed_rating.period,
+                    charge,
+                    lines,
+                    billed.get((charge.id, start), Decimal(0)),
+                )
+                for charge, lines in by_charge.items()
+            )
+        if failures:
+            return PeriodRating(rating.period, error="; ".join(failures)), []
+        return replace(rating, lines=rating.lines + tuple(adjustments)), in_place
+
+    @api.model
+    def _rate_final_adjustments(self, subscription):
+        """What ``subscription``, closed with its last invoice posted before
+        its period closed, still owes for its closed periods (usage and
+        cancellations accepted after that posting, late usage): (the rating
+        of a settlement period ``[end, end)`` carrying the adjustments, which
+        have no next invoice to go on, the closed ratings to write in
+        place)."""
+        closed = self._rate_periods(
+            subscription._closed_periods_since(subscription.rerate_from)
+        )
+        end = subscription.last_invoice_date
+        settlement = BillingPeriod(
+            subscription, subscription.plan_id, end, end, subscription._period_anchor()
+        )
+        return self._adjust(PeriodRating(settlement), closed)
 
     @api.model
     def _aggregate(self, billing_periods, errors):
@@ -521,10 +546,6 @@ class FusionBillingRating(models.AbstractModel):
                     values = subscription._write_period_rating(rating, invoice)
                     if values:
                         new_invoice_values[key] = (subscription, values)
-                    if rating.in_place:
-                        # Its close trued up the minimum and took credits
-                        # for the usage it had then.
-                        subscription._settle_period(rating.period, invoice)
             invoices.update(self._create_period_invoices(new_invoice_values, errors))
             behind = pending.browse()
             for subscription in pending.filtered(

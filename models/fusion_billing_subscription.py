@@ -367,14 +367,19 @@ class FusionBillingSubscription(models.Model):
         )
 
     def _write_period_rating(self, rating, invoice):
-        """Write the open period's ``rating``: update its draft ``invoice``, or
-        return the values of the invoice to create (None when there is nothing
-        to bill). A posted invoice is final and left alone."""
+        """Write the ``rating`` of the open period (or of a closed period
+        re-rated in place): update its draft ``invoice``, or return the values
+        of the invoice to create (None when there is nothing to bill). A
+        posted invoice is final and left alone."""
         self.ensure_one()
         if invoice.state == "posted":
             return None
         if invoice:
             self._update_period_invoice(rating.period, invoice, rating.lines)
+            if rating.in_place:
+                # Its close trued up the minimum and took credits for the
+                # usage it had then.
+                self._settle_period(rating.period, invoice)
             return None
         return self._prepare_invoice_values(rating.period, rating.lines)
 
@@ -636,7 +641,9 @@ class FusionBillingSubscription(models.Model):
         those of their invoices, with the plan they were rated with, and the
         plan's anchored periods that billed nothing (no invoice)."""
         self.ensure_one()
-        first_open = self._rated_periods()[0].start
+        rated = self._rated_periods()
+        # A closed subscription has no open period: all of it is closed.
+        first_open = rated[0].start if rated else self._period_start()
         invoices = self.env["account.move"].search(
             [
                 ("fusion_subscription_id", "=", self.id),
@@ -822,6 +829,27 @@ class FusionBillingSubscription(models.Model):
             values.update(next_invoice_date=False, state="closed")
         self.write(values)
         self._finalize_period_invoice(invoice)
+        if self.state == "closed" and self.rerate_from:
+            self._bill_final_adjustments()
+
+    def _bill_final_adjustments(self):
+        """A subscription closed with its last invoice posted before the
+        period closed has no next invoice for the adjustments still due: they
+        go on an invoice of their own, dated at the end (a credit note when
+        negative), finalized at once; closed periods whose invoice is a draft
+        are re-rated in place. Nothing accepted is dropped."""
+        rating_model = self.env["fusion.billing.rating"]
+        rating, in_place = rating_model._rate_final_adjustments(self)
+        if rating.error:
+            raise UserError(rating.error)
+        invoices = rating_model._period_invoices([r.period for r in in_place])
+        for closed in in_place:
+            self._write_period_rating(closed, invoices[self.id, closed.period.start])
+        if values := self._write_period_rating(rating, self.env["account.move"]):
+            invoice = self.env["account.move"].create(values)
+            self._queue_invoice_event("invoice.created", invoice)
+            self._finalize_period_invoice(invoice)
+        self.rerate_from = False
 
     def _finalize_period_invoice(self, invoice):
         """The closed period's invoice is final: post it if the service says

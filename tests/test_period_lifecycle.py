@@ -416,6 +416,48 @@ class TestPeriodLifecycle(FusionBillingCase):
         )
         self.assertEqual(self._finalized(february), 1)
 
+    def test_a_last_invoice_posted_early_gets_its_adjustments_billed_apart(self):
+        """Usage and cancellations after the last invoice was posted have no
+        next invoice to go on: the close bills them on an invoice (a credit
+        note when negative) of their own, dated at the end, once."""
+        end = date(2026, 1, 20)
+        more, fewer = self.subscription_a, self.subscription_b
+        (more | fewer).end_date = end
+        self._event(more, 800, at(date(2026, 1, 5)))
+        cancelled = self._event(fewer, 800, at(date(2026, 1, 5)))
+        self._rate(at(date(2026, 1, 6)))
+        for sub in (more, fewer):
+            self._invoices(sub).with_context(
+                fusion_billing_post_open_period=True
+            ).action_post()
+        self._event(more, 400, at(date(2026, 1, 10)))
+        cancelled.cancelled = True
+        self._rate(at(end, 1))
+
+        for sub, amount, move_type in (
+            (more, 5.0, "out_invoice"),
+            (fewer, 10.0, "out_refund"),
+        ):
+            self.assertEqual(sub.state, "closed")
+            last, apart = self._invoices(sub)
+            self.assertEqual(last.state, "posted")
+            self.assertEqual(self._amounts(last)[self.charge_calls], 10.0, "final")
+            self.assertEqual(
+                (apart.fusion_period_start, apart.fusion_period_end), (end, end)
+            )
+            self.assertEqual(apart.move_type, move_type)
+            self.assertEqual(apart.amount_untaxed, amount)
+            adjustment = self._adjustments(apart)
+            self.assertEqual(adjustment.fusion_adjusted_period_start, JAN)
+            self.assertEqual(adjustment.fusion_charge_id, self.charge_calls)
+            self.assertIn("2026-01-01 to 2026-01-19", adjustment.name)
+            self.assertEqual(self._finalized(apart), 1)
+            self.assertFalse(sub.rerate_from)
+        self._rate(at(date(2026, 1, 21)))
+        self._rate(at(FEB, 2))
+        self.assertEqual(len(self._invoices(more)), 2, "billed once")
+        self.assertEqual(len(self._invoices(fewer)), 2)
+
     def test_a_closed_period_whose_invoice_is_a_draft_is_rerated_in_place(self):
         self.service.late_usage_policy = "adjust"
         sub = self.subscription_a
