@@ -104,6 +104,20 @@ ENVELOPE_ERRORS = [
         415,
         "unsupported_media_type",
     ),
+    (
+        "latin-1 with a second =",
+        body(GOOD_EVENT),
+        f"{JSON}; charset=latin-1=utf-8",
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "utf-8 inside other letters",
+        body(GOOD_EVENT),
+        f"{JSON}; charset=XUTF-8X",
+        415,
+        "unsupported_media_type",
+    ),
     ("empty content type", body(GOOD_EVENT), "", 415, "unsupported_media_type"),
     ("too large", b" " * (usage.MAX_BODY_BYTES + 1), JSON, 413, "payload_too_large"),
     ("not utf-8", b'{"a": "\xff"}', JSON, 400, usage.INVALID_JSON),
@@ -429,6 +443,18 @@ def test_every_problem_is_reported():
     assert "timestamp: is required" in message
 
 
+def test_event_with_every_text_field_bad_is_rejected():
+    outcome = usage.validate_event(
+        event(idempotency_key="", subscription="", customer="", metric="")
+    )
+    assert outcome["status"] == usage.REJECTED
+    for name in ("idempotency_key", "subscription", "customer", "metric"):
+        assert (
+            f"{name}: must be 1 to 255 characters long, not 0"
+            in (outcome["error"]["message"])
+        )
+
+
 def test_good_event():
     outcome = usage.validate_event(GOOD_EVENT)
     assert outcome == usage.UsageEvent(
@@ -544,6 +570,29 @@ def test_quantity_bounds(validate, quantity, message):
     assert outcome["error"] == {"code": usage.INVALID_EVENT, "message": message}
 
 
+@BOTH_PATHS
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        (Decimal("0.123456789012"), "0.123456789012"),
+        (Decimal("1E-12"), "1E-12"),
+        # 12 places once the trailing zero is dropped.
+        (Decimal("1.0000000000010"), "1.000000000001"),
+    ],
+)
+def test_decimal_quantities_of_12_places(validate, quantity, expected):
+    assert str(validate(event(quantity=quantity)).quantity) == expected
+
+
+@BOTH_PATHS
+def test_too_fine_quantity_names_the_smallest_step(validate):
+    outcome = validate(event(quantity=Decimal("1.0000000000001")))
+    assert outcome["error"]["message"] == (
+        "quantity: must have at most 12 decimal places"
+        " (the smallest step is 0.000000000001)"
+    )
+
+
 @pytest.mark.parametrize(
     "key",
     [
@@ -615,6 +664,44 @@ def test_properties_depth_and_size_limits(properties, valid):
         assert outcome["error"]["message"].startswith("properties: must")
 
 
+@pytest.mark.parametrize(
+    ("member", "written"),
+    [
+        (12345, "12345"),
+        (2.5, "2.5"),
+        (Decimal("12345"), "12345"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("12.5"), "12.5"),
+        (Decimal("0.125"), "0.125"),
+        (Decimal("-0.5"), "-0.5"),
+        (True, "true"),
+        (False, "false"),
+        (None, "null"),
+    ],
+)
+@pytest.mark.parametrize("excess", [0, 1])
+def test_properties_size_counts_each_kind_of_member(member, written, excess):
+    """Exactly MAX_BYTES, numbers written as PostgreSQL writes them, is kept,
+    one byte more refused, whatever the kind of the last member."""
+    pad = MAX_BYTES + excess - len('{"k":"","n":}') - len(written)
+    properties = {"k": "x" * pad, "n": member}
+    outcome = usage.validate_event(event(properties=properties))
+    if excess:
+        assert outcome["error"]["message"] == (
+            f"properties: must be at most {MAX_BYTES} bytes as compact UTF-8 JSON"
+        )
+    else:
+        assert json.loads(outcome.properties, parse_float=Decimal) == properties
+
+
+def test_properties_filled_by_their_first_member_refuse_the_next():
+    # {"k":"x…","z":1}: the brackets, the comma and "k" make exactly MAX_BYTES.
+    properties = {"k": "x" * (MAX_BYTES - 9), "z": 1}
+    outcome = usage.validate_event(event(properties=properties))
+    assert outcome["error"]["code"] == usage.INVALID_EVENT
+    assert "properties: must be at most" in outcome["error"]["message"]
+
+
 def test_huge_properties_are_refused_without_reading_them_whole():
     # 5 MiB of small members: the walk stops at the first 16 KiB.
     raw = b'{"a": [' + b"{}," * (usage.MAX_BODY_BYTES // 3 - 10) + b"{}]}"
@@ -659,6 +746,19 @@ def test_rfc3339_variants(validate, text, expected):
     timestamp = validate(event(timestamp=text)).timestamp
     assert timestamp == expected
     assert timestamp.utcoffset() == timedelta(0)
+
+
+@BOTH_PATHS
+def test_timestamps_are_utc_whatever_the_local_time_zone(validate, monkeypatch):
+    monkeypatch.setenv("TZ", "IST-05:30")  # POSIX form: 5:30 ahead of UTC
+    time.tzset()
+    try:
+        outcome = validate(event(timestamp="2025-03-01T17:30:00+05:30"))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert outcome.timestamp == datetime(2025, 3, 1, 12, tzinfo=UTC)
+    assert outcome.timestamp.tzinfo == UTC
 
 
 def test_client_text_in_messages_is_quoted_and_cut_at_64_characters():
@@ -731,6 +831,31 @@ def test_window_edges():
     assert "open period start" in usage.window_refusal(start - tick, start, now)
     assert usage.window_refusal(in_future, start, now) is None
     assert "5 minutes" in usage.window_refusal(in_future + tick, start, now)
+
+
+def test_window_refusals_in_full():
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    end = datetime(2025, 3, 20, tzinfo=UTC)
+    assert usage.window_refusal(end, start, now, end=end) == (
+        "timestamp must be before the subscription's end (2025-03-20T00:00:00+00:00)"
+    )
+    assert usage.window_refusal(now + usage.FUTURE_TOLERANCE + tick, start, now) == (
+        "timestamp must be at most 5 minutes from now"
+    )
+    closed = (
+        "timestamp must not be before the open period start"
+        " (2025-03-01T00:00:00+00:00): earlier periods are closed"
+    )
+    assert usage.window_refusal(start - tick, start, now) == closed
+    # Late usage back to the open period start only: the period start is the limit.
+    assert usage.window_refusal(start - tick, start, now, late_start=start) == closed
+    late = datetime(2025, 2, 1, tzinfo=UTC)
+    assert usage.window_refusal(late - tick, start, now, late_start=late) == (
+        "timestamp must not be before 2025-02-01T00:00:00+00:00: late usage is"
+        " accepted back to the subscription start and the service's late usage days"
+    )
 
 
 def test_window_after_the_period_end_is_open_until_the_end_date():
@@ -1108,6 +1233,31 @@ def test_plain_event_path_agrees_with_the_field_specs(  # noqa: PLR0917
     assert fast.timestamp.tzinfo == timezone.utc
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        GOOD_EVENT,
+        event(quantity=..., properties=...),
+        event(quantity=0),
+        event(quantity=10**15),
+        event(quantity=Decimal("0.000000000001")),
+        event(quantity=Decimal("1000000000000000.000000000000")),
+        event(timestamp="2025-03-01T17:30:00+05:30"),
+        event(timestamp="2025-03-01T12:00:00.123-23:59"),
+        event(timestamp="2025-03-01T12:00:00.123456Z"),
+        event(idempotency_key="k" * 255, subscription="s" * 255),
+        event(customer="c" * 255, metric="m" * 255),
+    ],
+)
+def test_common_events_take_the_fast_path(item):
+    """The fast path keeps validation a small part of a 1000-event request
+    only if the events apps send take it: these must, read as the specs read
+    them."""
+    fast = usage._plain_event(item)
+    assert fast is not None
+    assert fast == spec_path(item)
+
+
 # --- POST /usage/cancel ----------------------------------------------------------
 
 CANCEL_ITEM = {"idempotency_key": "evt-1", "subscription": "sub_1", "metric": "m"}
@@ -1128,6 +1278,26 @@ def test_cancel_envelope_errors(payload, code):
     reply = usage.parse_cancel_request(body(payload), JSON)
     assert reply.http_status == 400
     assert reply.body["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [(body({"events": [CANCEL_ITEM]}), "text/plain"), (b"{", JSON)],
+)
+def test_cancel_shares_the_envelope_errors_of_usage(raw, content_type):
+    reply = usage.parse_cancel_request(raw, content_type)
+    assert reply == usage.parse_request(raw, content_type)
+
+
+@pytest.mark.parametrize(
+    "payload", [CANCEL_ITEM, {"event": [CANCEL_ITEM]}, [CANCEL_ITEM], {}]
+)
+def test_cancel_body_not_a_batch_in_full(payload):
+    assert usage.parse_cancel_request(body(payload), JSON).body["error"] == {
+        "code": usage.INVALID_PAYLOAD,
+        "message": 'the body must be {"events": [...]}, each event naming'
+        " idempotency_key, subscription and metric",
+    }
 
 
 def test_cancel_batch_of_1000_is_read():
@@ -1155,6 +1325,17 @@ def test_invalid_cancellations(item, expected):
     assert expected in outcome["error"]["message"]
 
 
+def test_invalid_cancellation_echoes_its_key():
+    assert usage.validate_cancel({**CANCEL_ITEM, "metric": 7}) == {
+        "idempotency_key": "evt-1",
+        "status": usage.REJECTED,
+        "error": {
+            "code": usage.INVALID_EVENT,
+            "message": "metric: must be a string, not a number",
+        },
+    }
+
+
 def test_build_cancel_response():
     cancelled = usage.result("a", usage.CANCELLED)
     duplicate = usage.result("b", usage.DUPLICATE)
@@ -1171,7 +1352,10 @@ def test_build_cancel_response():
     assert usage.build_cancel_response([duplicate]).http_status == 200
     status, reply_body = usage.build_cancel_response([closed])
     assert status == 400
-    assert reply_body["error"]["code"] == usage.ALL_REJECTED
+    assert reply_body["error"] == {
+        "code": usage.ALL_REJECTED,
+        "message": "no event was cancelled",
+    }
     assert (reply_body["cancelled"], reply_body["rejected"]) == (0, 1)
 
 
@@ -1180,10 +1364,23 @@ def test_build_cancel_response():
     [
         (b'{"b": 1, "a": 2, "a": 3}', "invalid JSON: duplicate member 'a'"),
         (b'{"quantity": NaN}', "invalid JSON: NaN is not valid JSON"),
+        (
+            b'{"quantity": 1e99999999999999999999}',
+            "invalid JSON: number '1e99999999999999999999' is out of range",
+        ),
+        (
+            b"[]",
+            'the body must be an event object or {"events": [...]}, not an array',
+        ),
         (b"[" * 100_000, "invalid JSON: the body is nested too deeply"),
+        (
+            body({"events": [GOOD_EVENT], "b": 1, "a": 2}),
+            "unexpected member next to events: 'a', 'b'",
+        ),
+        (b'{"events": []}', "events must be a non-empty array of event objects"),
     ],
 )
-def test_invalid_json_messages_in_full(raw, message):
+def test_envelope_error_messages_in_full(raw, message):
     assert usage.parse_request(raw, JSON).body["error"]["message"] == message
 
 
