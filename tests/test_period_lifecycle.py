@@ -450,7 +450,7 @@ class TestPeriodLifecycle(FusionBillingCase):
             adjustment = self._adjustments(apart)
             self.assertEqual(adjustment.fusion_adjusted_period_start, JAN)
             self.assertEqual(adjustment.fusion_charge_id, self.charge_calls)
-            self.assertIn("2026-01-01 to 2026-01-19", adjustment.name)
+            self.assertIn("01/01/2026 to 01/19/2026", adjustment.name)
             self.assertEqual(self._finalized(apart), 1)
             self.assertFalse(sub.rerate_from)
         self._rate(at(date(2026, 1, 21)))
