@@ -856,6 +856,10 @@ class FusionBillingSubscription(models.Model):
         so and tell the app."""
         if not invoice:
             return
+        if invoice.state == "draft" and not invoice.invoice_line_ids:
+            # A plan change from the period's start took its lines away: it
+            # bills nothing, and an empty invoice cannot be posted.
+            invoice.button_cancel()
         if invoice.state == "draft" and invoice.amount_total < 0:
             # Cancellations of closed periods outweigh what the period bills:
             # the customer is owed the difference, on a credit note.

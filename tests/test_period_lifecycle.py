@@ -261,6 +261,24 @@ class TestPeriodLifecycle(FusionBillingCase):
         self.assertEqual(self._invoices(sub), invoice)
         self.assertEqual(self._amounts(invoice), {plus_calls: 8.0, "fee": 99.0})
 
+    def test_a_draft_a_plan_change_leaves_empty_is_cancelled_at_close(self):
+        self.service.auto_post_invoices = True
+        free = self.env["fusion.billing.plan"].create(
+            {"service_id": self.service.id, "name": "Free", "code": "free"}
+        )
+        self._create_charge(free, self.metric_storage, "standard", unit_price=1)
+        sub = self.subscription_a
+        self._rate(at(date(2026, 1, 6)))
+        invoice = self._invoices(sub)
+        self.assertEqual(self._amounts(invoice), {"fee": 49.0})
+        sub.change_plan(free, JAN)
+        self._rate(at(FEB, 1))
+        self.assertFalse(sub.rating_error)
+        self.assertEqual(sub.last_invoice_date, FEB, "closed")
+        self.assertFalse(invoice.invoice_line_ids)
+        self.assertEqual(invoice.state, "cancel", "nothing to bill, nothing posted")
+        self.assertEqual(self._finalized(invoice), 1)
+
     def test_plan_customer_and_service_change_only_through_change_plan(self):
         plus, _calls = self._plan("plus", 99.0, 0.01)
         sub = self.subscription_a
