@@ -111,6 +111,48 @@ def test_schemas_are_the_enforced_ones(document):
     ] == list(usage.ENVELOPE_CODES)
 
 
+# Every keyword of JSON Schema 2020-12 and the ones OpenAPI 3.1 adds. A keyword
+# outside these (a typo such as "minimun") is ignored by validators: the rule
+# it was meant to state silently vanishes from the contract.
+SCHEMA_KEYWORDS = {
+    *("$schema", "$id", "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor"),
+    *("$vocabulary", "$comment", "$defs"),
+    *("prefixItems", "items", "contains", "additionalProperties", "properties"),
+    *("patternProperties", "dependentSchemas", "propertyNames", "if", "then"),
+    *("else", "allOf", "anyOf", "oneOf", "not"),
+    *("unevaluatedItems", "unevaluatedProperties"),
+    *("type", "const", "enum", "multipleOf", "maximum", "exclusiveMaximum"),
+    *("minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern"),
+    *("maxItems", "minItems", "uniqueItems", "maxContains", "minContains"),
+    *("maxProperties", "minProperties", "required", "dependentRequired"),
+    *("title", "description", "default", "deprecated", "readOnly", "writeOnly"),
+    *("examples", "format", "contentEncoding", "contentMediaType"),
+    *("contentSchema", "discriminator", "xml", "externalDocs", "example"),
+}
+
+
+def subschemas(schema):
+    """The schemas directly inside a schema."""
+    for keyword in ("properties", "patternProperties", "$defs"):
+        yield from schema.get(keyword, {}).values()
+    for keyword in ("items", "additionalProperties", "not", "contains"):
+        if isinstance(schema.get(keyword), dict):
+            yield schema[keyword]
+    for keyword in ("allOf", "anyOf", "oneOf", "prefixItems"):
+        yield from schema.get(keyword, [])
+
+
+def test_published_schemas_use_only_json_schema_keywords(document):
+    pending = list(document["components"]["schemas"].items())
+    seen = 0
+    while pending:
+        where, schema = pending.pop()
+        assert set(schema) <= SCHEMA_KEYWORDS, (where, set(schema) - SCHEMA_KEYWORDS)
+        pending.extend((where, sub) for sub in subschemas(schema))
+        seen += 1
+    assert seen > 100
+
+
 def test_request_examples_pass_the_real_validation(document):
     usage_body = document["paths"]["/usage"]["post"]["requestBody"]
     for example in usage_body["content"]["application/json"]["examples"].values():

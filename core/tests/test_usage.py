@@ -788,35 +788,102 @@ def test_type_names_as_the_client_wrote_them():
     )
 
 
+def _without(member, name):
+    return {other: value for other, value in member.items() if other != name}
+
+
+def _broken_errors(error):
+    """Error members a published schema must refuse, made from a valid one."""
+    yield "x"
+    yield _without(error, "message")
+    yield _without(error, "code")
+    yield {**error, "code": "no_such_code"}
+    yield {**error, "message": 5}
+    yield {**error, "extra": 1}
+
+
+def _broken_answers(answer, key, required):
+    """Answers a published schema must refuse, made from a valid one whose
+    first result carries an error."""
+    yield {**answer, "extra": 1}
+    yield {**answer, "status": "ok" if answer["status"] == "error" else "error"}
+    for name in required:
+        yield _without(answer, name)
+    for name, value in answer.items():
+        if type(value) is int:
+            yield from ({**answer, name: bad} for bad in (-1, 1.5, "1"))
+    yield {**answer, "results": answer["results"][0]}
+    result = answer["results"][0]
+    broken_results = [
+        "x",
+        _without(result, key),
+        _without(result, "status"),
+        {**result, key: 5},
+        {**result, "status": "no_such_status"},
+        {**result, "extra": 1},
+        *({**result, "error": error} for error in _broken_errors(result["error"])),
+    ]
+    for broken in broken_results:
+        yield {**answer, "results": [broken]}
+    if "error" in answer:
+        for error in _broken_errors(answer["error"]):
+            yield {**answer, "error": error}
+
+
+_OK_REQUIRED = ("status", "results")
+_ERROR_REQUIRED = ("status", "error", "results")
+
+
 @pytest.mark.parametrize(
-    ("schema", "answer"),
+    ("schema", "answer", "required"),
     [
         (
-            usage.ERROR_SCHEMA,
-            usage.error_response(usage.INVALID_JSON, "invalid JSON: x", 400).body,
-        ),
-        (
-            usage.ERROR_SCHEMA,
-            usage.build_response([usage.rejected("k", usage.CONFLICT, "x")]).body,
-        ),
-        (
             usage.RESPONSE_SCHEMA,
-            usage.build_response([usage.result("k", usage.ACCEPTED)]).body,
+            usage.build_response(
+                [
+                    usage.rejected("a", usage.UNKNOWN_METRIC, "no metric"),
+                    usage.result("b", usage.ACCEPTED),
+                ]
+            ).body,
+            (*_OK_REQUIRED, "accepted", "duplicates", "conflicts", "rejected"),
+        ),
+        (
+            usage.ERROR_SCHEMA,
+            usage.build_response(
+                [usage.rejected("a", usage.UNKNOWN_METRIC, "no metric")]
+            ).body,
+            _ERROR_REQUIRED,
+        ),
+        (
+            usage.CANCEL_RESPONSE_SCHEMA,
+            usage.build_cancel_response(
+                [
+                    usage.rejected("a", usage.PERIOD_CLOSED, "closed"),
+                    usage.result("b", usage.CANCELLED),
+                ]
+            ).body,
+            (*_OK_REQUIRED, "cancelled", "duplicates", "rejected"),
+        ),
+        (
+            usage.CANCEL_ERROR_SCHEMA,
+            usage.build_cancel_response(
+                [usage.rejected("a", usage.UNKNOWN_EVENT, "no event")]
+            ).body,
+            _ERROR_REQUIRED,
         ),
     ],
+    ids=["usage", "usage error", "cancel", "cancel error"],
 )
-def test_published_answer_schemas_are_closed(schema, answer):
-    """Answers validate, and a member the API never sends does not."""
+def test_published_answer_schemas_refuse_what_the_api_never_sends(
+    schema, answer, required
+):
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate(answer)
-    assert not validator.is_valid({**answer, "extra": 1})
-    if "error" in answer:
-        assert not validator.is_valid(
-            {**answer, "error": {**answer["error"], "extra": 1}}
-        )
-    result = {**answer["results"][0], "extra": 1} if answer["results"] else None
-    if result:
-        assert not validator.is_valid({**answer, "results": [result]})
+    validator.validate(
+        {**answer, "results": [{**answer["results"][0], "idempotency_key": None}]}
+    )
+    for broken in _broken_answers(answer, "idempotency_key", required):
+        assert not validator.is_valid(broken), broken
 
 
 # --- Window and summary ----------------------------------------------------------
