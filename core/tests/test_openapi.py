@@ -131,6 +131,17 @@ SCHEMA_KEYWORDS = {
 }
 
 
+# The formats JSON Schema 2020-12 defines and the ones OpenAPI 3.1 adds: clients
+# and validators ignore any other.
+SCHEMA_FORMATS = {
+    *("date-time", "date", "time", "duration", "email", "idn-email", "hostname"),
+    *("idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri"),
+    *("iri-reference", "uuid", "uri-template", "json-pointer"),
+    *("relative-json-pointer", "regex", "int32", "int64", "float", "double"),
+    "password",
+}
+
+
 def subschemas(schema):
     """The schemas directly inside a schema."""
     for keyword in ("properties", "patternProperties", "$defs"):
@@ -148,6 +159,7 @@ def test_published_schemas_use_only_json_schema_keywords(document):
     while pending:
         where, schema = pending.pop()
         assert set(schema) <= SCHEMA_KEYWORDS, (where, set(schema) - SCHEMA_KEYWORDS)
+        assert schema.get("format", "date-time") in SCHEMA_FORMATS, where
         pending.extend((where, sub) for sub in subschemas(schema))
         seen += 1
     assert seen > 100

@@ -345,17 +345,19 @@ def test_invalid_events(item, expected):
 
 
 @pytest.mark.parametrize(
-    "item",
+    ("item", "message"),
     [
-        event(quantity=Decimal("NaN")),
-        event(quantity=Decimal("-Infinity")),
-        event(properties={"a": [Decimal("sNaN")]}),
+        (event(quantity=Decimal("NaN")), "quantity: must be a finite number"),
+        (event(quantity=Decimal("-Infinity")), "quantity: must be a finite number"),
+        (
+            event(properties={"a": [Decimal("sNaN")]}),
+            "properties: must contain only finite numbers",
+        ),
     ],
 )
-def test_non_finite_decimals_of_python_callers_are_invalid(item):
+def test_non_finite_decimals_of_python_callers_are_invalid(item, message):
     outcome = usage.validate_event(item)
-    assert outcome["error"]["code"] == usage.INVALID_EVENT
-    assert "finite" in outcome["error"]["message"]
+    assert outcome["error"] == {"code": usage.INVALID_EVENT, "message": message}
 
 
 @pytest.mark.parametrize(
@@ -749,11 +751,17 @@ def test_rfc3339_variants(validate, text, expected):
 
 
 @BOTH_PATHS
-def test_timestamps_are_utc_whatever_the_local_time_zone(validate, monkeypatch):
+@pytest.mark.parametrize(
+    "timestamp",
+    ["2025-03-01T17:30:00+05:30", "2025-03-01T12:00:00Z", "2025-03-01t12:00:00z"],
+)
+def test_timestamps_are_utc_whatever_the_local_time_zone(
+    validate, timestamp, monkeypatch
+):
     monkeypatch.setenv("TZ", "IST-05:30")  # POSIX form: 5:30 ahead of UTC
     time.tzset()
     try:
-        outcome = validate(event(timestamp="2025-03-01T17:30:00+05:30"))
+        outcome = validate(event(timestamp=timestamp))
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -1139,6 +1147,28 @@ def test_event_schema_lists_every_field():
     json.dumps(usage.REQUEST_SCHEMA, allow_nan=False)
 
 
+def test_schemas_document_only_what_they_are_given():
+    record = usage.Record((usage.Field("a", usage.Text()),))
+    assert record.schema("A") == {
+        "title": "A",
+        "type": "object",
+        "required": ["a"],
+        "properties": {
+            "a": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": usage.NO_CONTROL_PATTERN,
+            }
+        },
+        "additionalProperties": False,
+    }
+    assert usage.RESULT_SCHEMA["properties"]["status"] == {
+        "type": "string",
+        "enum": ["accepted", "duplicate", "rejected", "conflict"],
+    }
+
+
 # --- The plain-event fast path agrees with the field specs ------------------------
 
 _text_values = st.one_of(
@@ -1235,6 +1265,11 @@ _BOUNDARIES = [
     _boundary(quantity=-1),
     _boundary(quantity=0.1),
     _boundary(quantity=2.675),
+    _boundary(quantity=Decimal("0.000000000001")),
+    _boundary(quantity=Decimal("0.0000000000001")),
+    _boundary(quantity=Decimal("1.0000000000010")),
+    _boundary(quantity=Decimal("1000000000000000.000000000000")),
+    _boundary(quantity=Decimal("-0")),
     _boundary(timestamp="2025-03-01T17:30:00+05:30"),
     _boundary(timestamp="2025-03-01t17:30:00+05:30"),
     _boundary(timestamp="2025-03-01T06:15:00.123-05:45"),
@@ -1449,6 +1484,13 @@ def test_build_cancel_response():
 )
 def test_envelope_error_messages_in_full(raw, message):
     assert usage.parse_request(raw, JSON).body["error"]["message"] == message
+
+
+def test_accepted_result_shape():
+    assert usage.result("a", usage.ACCEPTED) == {
+        "idempotency_key": "a",
+        "status": usage.ACCEPTED,
+    }
 
 
 def test_conflict_result_shape():
