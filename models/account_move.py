@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from datetime import timedelta
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools.sql import column_exists, create_column
@@ -78,6 +80,11 @@ class AccountMove(models.Model):
         copy=False,
         help="Exclusive: the period covers usage up to the day before.",
     )
+    fusion_period_last_day = fields.Date(
+        string="Billing Period To",
+        compute="_compute_fusion_period_last_day",
+        help="Last day of the billing period, inclusive.",
+    )
 
     # One live invoice per subscription and period, even with two rating workers.
     _fusion_period_unique = models.UniqueIndex(
@@ -106,6 +113,13 @@ class AccountMove(models.Model):
             for name in new_columns:
                 self.env.add_to_compute(self._fields[name], linked)
         return result
+
+    @api.depends("fusion_period_end")
+    def _compute_fusion_period_last_day(self):
+        for move in self:
+            move.fusion_period_last_day = move.fusion_period_end and (
+                move.fusion_period_end - timedelta(days=1)
+            )
 
     @api.depends(
         "fusion_subscription_id.service_id", "reversed_entry_id.fusion_service_id"

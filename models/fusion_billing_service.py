@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import hashlib
 import re
+import time
 from collections import OrderedDict
 
 from odoo import Command, api, fields, models, modules
@@ -21,6 +22,11 @@ API_KEY_MAX_LENGTH = 128
 # worker. Bounded so that many keys cannot grow the memory without limit.
 _VERIFIED_KEYS_MAX = 1024
 _verified_keys = OrderedDict()
+# A key's last use is recorded at most once per this many seconds: each
+# process remembers when it last recorded each key (bounded like the verified
+# keys), so most requests do not even query.
+KEY_USE_INTERVAL = 3600
+_key_use_noted = OrderedDict()
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ALLOWED_HOSTS_PARAM = "fusion_billing.webhook_allowed_hosts"
 # Usage events deleted per transaction by the retention cron.
@@ -78,6 +84,14 @@ class FusionBillingService(models.Model):
         domain="[('type', '=', 'sale')]",
         help="Sales journal of the draft invoices; empty means the company's default "
         "sales journal.",
+    )
+    salesperson_id = fields.Many2one(
+        "res.users",
+        default=lambda self: self._default_salesperson(),
+        domain="[('share', '=', False)]",
+        tracking=True,
+        help="Responsible for the service's customers: the salesperson of its "
+        "invoices. Empty: its invoices have none.",
     )
     auto_post_invoices = fields.Boolean(
         tracking=True,
@@ -211,6 +225,15 @@ class FusionBillingService(models.Model):
         "CHECK(usage_retention_days >= 0)",
         "The usage retention cannot be negative (0 keeps events forever).",
     )
+
+    @api.model
+    def _default_salesperson(self):
+        """Who creates the service, unless that is Odoo itself (data files,
+        the superuser) or a service's technical user."""
+        user = self.env.user
+        if user._is_superuser() or user.share or user.fusion_billing_technical:
+            return False
+        return user
 
     @api.depends("user_id")
     def _compute_api_key_ids(self):
@@ -426,6 +449,7 @@ class FusionBillingService(models.Model):
             )
             row = cr.fetchone()
             if row:
+                self._note_key_use(key_id)
                 return self.browse(row[0]).with_user(row[1])
             _verified_keys.pop(cache_key, None)
             return service
@@ -441,8 +465,44 @@ class FusionBillingService(models.Model):
                 _verified_keys[cache_key] = (key_id, key_hash)
                 if len(_verified_keys) > _VERIFIED_KEYS_MAX:
                     _verified_keys.popitem(last=False)
+                self._note_key_use(key_id)
                 return self.browse(service_id).with_user(user_id)
         return service
+
+    @api.model
+    def _note_key_use(self, key_id):
+        """Record that the API key ``key_id`` was used now, at most once an
+        hour: this process asks the database only when it has not recorded
+        the key for an hour, and the row is written only when its date is an
+        hour old. In a transaction of its own that skips a key another
+        request is recording: a request never waits on it, nor fails to
+        serialize over it, nor loses it to a rollback of its own. A read-only
+        request (the usage summary) records nothing: it writes nothing."""
+        if self.env.cr.readonly:
+            return
+        noted = (self.env.cr.dbname, key_id)
+        now = time.monotonic()
+        if now - _key_use_noted.get(noted, float("-inf")) < KEY_USE_INTERVAL:
+            return
+        _key_use_noted[noted] = now
+        _key_use_noted.move_to_end(noted)
+        if len(_key_use_noted) > _VERIFIED_KEYS_MAX:
+            _key_use_noted.popitem(last=False)
+        with self.env.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    """UPDATE res_users_apikeys
+                          SET fusion_last_used = now() AT TIME ZONE 'utc'
+                        WHERE id IN (
+                           SELECT id FROM res_users_apikeys
+                            WHERE id = %s
+                              AND (fusion_last_used IS NULL OR fusion_last_used
+                                   < now() AT TIME ZONE 'utc' - %s * interval '1s')
+                              FOR UPDATE SKIP LOCKED)""",
+                    key_id,
+                    KEY_USE_INTERVAL,
+                )
+            )
 
     def _service_key_query(self):
         """Usable service keys: scope, expiry, active user and active service."""

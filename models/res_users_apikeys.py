@@ -1,12 +1,31 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import models
+from odoo import fields, models
 from odoo.exceptions import AccessError
+from odoo.tools import SQL
 
 from .fusion_billing_service import API_KEY_SCOPE
 
 
 class ResUsersApikeys(models.Model):
     _inherit = "res.users.apikeys"
+
+    fusion_last_used = fields.Datetime(
+        string="Last Used",
+        readonly=True,
+        help="When an app last called the usage API with this key (recorded at "
+        "most once an hour).",
+    )
+
+    def init(self):
+        # Odoo creates this table by hand (_auto = False): so is the column.
+        result = super().init()
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE %s ADD COLUMN IF NOT EXISTS fusion_last_used timestamp",
+                SQL.identifier(self._table),
+            )
+        )
+        return result
 
     def action_fusion_billing_revoke(self):
         """Revoke service API keys from the service form: billing managers who may

@@ -6,7 +6,7 @@ from unittest.mock import patch
 
 from psycopg2 import IntegrityError
 
-from odoo import Command
+from odoo import SUPERUSER_ID, Command
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -257,6 +257,11 @@ class TestRating(FusionBillingCase):
         self.assertEqual(invoice.partner_id, self.partner_a)
         self.assertEqual(invoice.currency_id, self.plan.currency_id)
         self.assertEqual(invoice.journal_id.type, "sale")
+        self.assertEqual(invoice.invoice_origin, "Test Cloud, Pro (sub_a)")
+        # The service's salesperson: who created it, never Odoo's own user.
+        self.assertEqual(invoice.invoice_user_id, self.env.user)
+        self.assertEqual(self.service.salesperson_id, self.env.user)
+        self.assertEqual(invoice.fusion_period_last_day, date(2026, 1, 31))
         line = self._line(invoice, self.charge_calls)
         self.assertEqual(
             line.tax_ids,
@@ -424,6 +429,18 @@ class TestRating(FusionBillingCase):
                 "Pro fixed fee, 01/01/2026 to 31/01/2026",
             ],
         )
+
+    def test_a_service_made_by_odoo_itself_gives_its_invoices_no_salesperson(self):
+        service = (
+            self.env["fusion.billing.service"]
+            .with_user(SUPERUSER_ID)
+            .create({"name": "Data file", "code": "fb_data_file"})
+        )
+        self.assertFalse(service.salesperson_id)
+        self.service.salesperson_id = False
+        self._event(self.subscription_c, self.metric_calls, 100, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        self.assertFalse(self._invoices(self.subscription_c).invoice_user_id)
 
     def test_service_journal_is_used(self):
         journal = self.company_data["default_journal_sale"].copy(

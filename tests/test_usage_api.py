@@ -20,6 +20,7 @@ from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
 from ..core import usage
+from ..models import fusion_billing_service as service_model
 from .common import CommittedServiceCase, FusionBillingCase
 
 JSON = "application/json"
@@ -145,6 +146,47 @@ class UsageApiCase(FusionBillingCase, HttpCase):
 @tagged("post_install", "-at_install")
 class TestUsageApi(UsageApiCase):
     # --- accepted events --------------------------------------------------------------
+
+    def test_a_key_records_when_it_was_last_used_at_most_once_an_hour(self):
+        """The service's key list shows when each key was last used; the date
+        is written at most once an hour, and a process remembers it has
+        written it, so most requests do not even query for it."""
+        noted = self.enterContext(patch.dict(service_model._key_use_noted, clear=True))
+        key = (
+            self.env["res.users.apikeys"]
+            .sudo()
+            .search([("user_id", "=", self.service.user_id.id)])
+        )
+        self.assertEqual(len(key), 1)
+        self.assertFalse(key.fusion_last_used)
+        self.assertJsonAnswer(self.post({"events": [self.event("evt-a")]}), 200)
+        first = key.fusion_last_used
+        self.assertAlmostEqual(first, fields.Datetime.now(), delta=timedelta(minutes=1))
+
+        def last_used_set_to(moment):
+            self.env.cr.execute(
+                "UPDATE res_users_apikeys SET fusion_last_used = %s WHERE id = %s",
+                (moment, key.id),
+            )
+            key.invalidate_recordset()
+
+        # Within the hour, in another process: the row is left alone.
+        half_an_hour_ago = first - timedelta(minutes=30)
+        last_used_set_to(half_an_hour_ago)
+        noted.clear()
+        self.assertJsonAnswer(self.post({"events": [self.event("evt-b")]}), 200)
+        self.assertEqual(key.fusion_last_used, half_an_hour_ago)
+        # An hour old, but this process recorded the key within the hour.
+        two_hours_ago = first - timedelta(hours=2)
+        last_used_set_to(two_hours_ago)
+        with self.assertQueryCount(0):
+            self.env["fusion.billing.service"]._note_key_use(key.id)
+        self.assertJsonAnswer(self.post({"events": [self.event("evt-c")]}), 200)
+        self.assertEqual(key.fusion_last_used, two_hours_ago)
+        # An hour later in this process: recorded again.
+        noted.clear()
+        self.assertJsonAnswer(self.post({"events": [self.event("evt-d")]}), 200)
+        self.assertGreater(key.fusion_last_used, two_hours_ago)
 
     def test_single_event_is_stored_exactly(self):
         body = self.assertJsonAnswer(
