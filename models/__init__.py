@@ -11,6 +11,7 @@ from . import fusion_billing_credit_consumption
 from . import fusion_billing_customer
 from . import fusion_billing_metric
 from . import fusion_billing_plan
+from . import fusion_billing_plan_history
 from . import fusion_billing_rating
 from . import fusion_billing_reconciliation
 from . import fusion_billing_reconciliation_summary

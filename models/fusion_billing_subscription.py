@@ -126,6 +126,13 @@ class FusionBillingSubscription(models.Model):
     invoice_ids = fields.One2many(
         "account.move", "fusion_subscription_id", string="Invoices", readonly=True
     )
+    plan_history_ids = fields.One2many(
+        "fusion.billing.plan.history",
+        "subscription_id",
+        readonly=True,
+        help="The plan billed from each day on: usage of a closed period is "
+        "authorized and rated by the plan it was billed on.",
+    )
     invoice_count = fields.Integer(compute="_compute_invoice_count")
     plan_charge_ids = fields.One2many(
         related="plan_id.charge_ids", string="Plan Prices"
@@ -642,14 +649,35 @@ class FusionBillingSubscription(models.Model):
             if not subscription.rerate_from or day < subscription.rerate_from:
                 subscription.rerate_from = day
 
+    def _plan_segments(self):
+        """[(first day, plan, anchor)] of the plans the subscription has been
+        billed on, oldest first (its plan history; the current plan from the
+        start when it has none)."""
+        self.ensure_one()
+        history = self.plan_history_ids.sorted("date_from")
+        if not history:
+            return [(self.start_date, self.plan_id, self._period_anchor())]
+        return [(row.date_from, row.plan_id, row.anchor_date) for row in history]
+
     def _closed_periods_since(self, day):
-        """The closed periods ending after ``day``, from the period anchor on:
-        those of their invoices, with the plan they were rated with, and the
-        plan's anchored periods that billed nothing (no invoice)."""
+        """The closed periods ending after ``day``, each with the plan in force
+        at its start and that plan's anchor: those of their invoices (or
+        credit notes), and the anchored periods that billed nothing."""
         self.ensure_one()
         rated = self._rated_periods()
         # A closed subscription has no open period: all of it is closed.
         first_open = rated[0].start if rated else self._period_start()
+        segments = self._plan_segments()
+
+        def segment_at(start):
+            """(first day, plan, anchor, end) of the plan in force at start."""
+            index = max(
+                (i for i, segment in enumerate(segments) if segment[0] <= start),
+                default=0,
+            )
+            end = segments[index + 1][0] if index + 1 < len(segments) else first_open
+            return (*segments[index], end)
+
         invoices = self.env["account.move"].search(
             [
                 ("fusion_subscription_id", "=", self.id),
@@ -660,39 +688,29 @@ class FusionBillingSubscription(models.Model):
             ],
             order="fusion_period_start",
         )
-        found = [
-            BillingPeriod(
-                self,
-                invoice.invoice_line_ids.filtered(
-                    lambda line: not line.fusion_adjusted_period_start
-                ).fusion_charge_id.plan_id[:1]
-                or self.plan_id,
-                invoice.fusion_period_start,
-                invoice.fusion_period_end,
-                self._period_anchor(),
-            )
-            for invoice in invoices
-            # Periods before a change to another interval are not re-rated:
-            # their series is gone.
-            if invoice.fusion_period_start >= self._period_anchor()
-        ]
-        plan = self.plan_id
-        start = max(day, self._period_anchor())
-        while start < first_open:
-            full_start, full_end = periods.period_containing(
-                self._period_anchor(), plan.interval_unit, plan.interval_count, start
-            )
-            end = min(full_end, first_open)
-            if not any(p.start < end and start < p.end for p in found):
-                found.append(
-                    BillingPeriod(
-                        self,
-                        plan,
-                        full_start,
-                        end,
-                        self._period_anchor(),
-                    )
+        found = []
+        for invoice in invoices:
+            _first, plan, anchor, _end = segment_at(invoice.fusion_period_start)
+            found.append(
+                BillingPeriod(
+                    self,
+                    plan,
+                    invoice.fusion_period_start,
+                    invoice.fusion_period_end,
+                    anchor,
                 )
+            )
+        start = max(day, segments[0][0])
+        while start < first_open:
+            first, plan, anchor, segment_end = segment_at(start)
+            full_start, full_end = periods.period_containing(
+                anchor, plan.interval_unit, plan.interval_count, start
+            )
+            # A plan change cuts the period it falls in.
+            period_start = max(full_start, first)
+            end = min(full_end, segment_end, first_open)
+            if not any(p.start < end and start < p.end for p in found):
+                found.append(BillingPeriod(self, plan, period_start, end, anchor))
             start = end
         return sorted(found, key=lambda p: p.start)
 
@@ -1223,6 +1241,7 @@ class FusionBillingSubscription(models.Model):
                 ),
             )
         self.with_context(**{CHANGING_PLAN: True}).write(values)
+        self.env["fusion.billing.plan.history"].sudo()._record(self, effective_date)
         self.message_post(
             body=self.env._(
                 "Plan changed from %(old)s to %(new)s on %(date)s.",
@@ -1265,11 +1284,18 @@ class FusionBillingSubscription(models.Model):
 
     def _schedule_first_period(self):
         """An active subscription is rated up to its next invoice date: one made
-        active without it (by the API, an import) gets its first period's end."""
+        active without it (by the API, an import) gets its first period's end.
+        Its plan history starts with the plan it is activated on."""
         for subscription in self.filtered(
             lambda s: s.state == "active" and not s.next_invoice_date
         ):
             subscription.next_invoice_date = subscription._first_period_end()
+        for subscription in self.filtered(
+            lambda s: s.state == "active" and not s.plan_history_ids
+        ):
+            self.env["fusion.billing.plan.history"].sudo()._record(
+                subscription, subscription.start_date
+            )
 
     def action_activate(self):
         if self.filtered(lambda s: s.state != "draft"):

@@ -286,9 +286,12 @@ class FusionBillingUsageEvent(models.Model):
                                'period_start',
                                COALESCE(last_invoice_date, start_date),
                                'end_date', end_date,
-                               'plan_change_date', plan_change_date,
-                               'previous_plan_id', previous_plan_id))
-                      FROM fusion_billing_subscription
+                               'plans', (SELECT JSON_AGG(JSON_BUILD_ARRAY(
+                                                h.date_from, h.plan_id)
+                                                ORDER BY h.date_from)
+                                           FROM fusion_billing_plan_history h
+                                          WHERE h.subscription_id = s.id)))
+                      FROM fusion_billing_subscription s
                      WHERE service_id = %(service)s
                        AND external_ref = ANY(%(subscriptions)s)),
                    (SELECT JSON_AGG(JSON_BUILD_ARRAY(external_ref, partner_id))
@@ -336,13 +339,12 @@ class FusionBillingUsageEvent(models.Model):
                     **row,
                     **{
                         name: row[name] and date.fromisoformat(row[name])
-                        for name in (
-                            "start_date",
-                            "period_start",
-                            "end_date",
-                            "plan_change_date",
-                        )
+                        for name in ("start_date", "period_start", "end_date")
                     },
+                    "plans": [
+                        (utc_midnight(date.fromisoformat(day)), plan_id)
+                        for day, plan_id in row["plans"] or ()
+                    ],
                 }
                 for row in subscriptions or ()
             },
@@ -406,14 +408,16 @@ class FusionBillingUsageEvent(models.Model):
 
     @api.model
     def _plan_in_force(self, subscription, timestamp):
-        """The plan billing an event at ``timestamp``: until the period a plan
-        change cut has closed, the previous plan before the change's effective
-        date; else the subscription's plan (late usage of older closed periods
-        included: their plan is not kept on the subscription)."""
-        cut = subscription["plan_change_date"]
-        if cut and timestamp < utc_midnight(cut):
-            return subscription["previous_plan_id"]
-        return subscription["plan_id"]
+        """The plan billing an event at ``timestamp``: the last of the
+        subscription's plan history from before it (late usage of a closed
+        period goes by the plan that period was billed on); its plan when it
+        has no history."""
+        plan_id = subscription["plan_id"]
+        for first, history_plan_id in subscription["plans"]:
+            if timestamp < first:
+                break
+            plan_id = history_plan_id
+        return plan_id
 
     @api.model
     def _late_start(self, lookup, subscription, now):

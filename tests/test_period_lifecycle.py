@@ -476,6 +476,79 @@ class TestPeriodLifecycle(FusionBillingCase):
         self.assertEqual(len(self._invoices(more)), 2, "billed once")
         self.assertEqual(len(self._invoices(fewer)), 2)
 
+    def test_late_usage_goes_by_the_plan_of_its_period_two_changes_ago(self):
+        self.service.write({"late_usage_policy": "adjust", "auto_post_invoices": True})
+        storage_plans = []
+        for code, unit_price in (("storage_b", 1), ("storage_c", 2)):
+            plan = self.env["fusion.billing.plan"].create(
+                {"service_id": self.service.id, "name": code, "code": code}
+            )
+            charge = self._create_charge(
+                plan, self.metric_storage, "standard", unit_price=unit_price
+            )
+            storage_plans.append((plan, charge))
+        (plan_b, storage_b), (plan_c, _storage_c) = storage_plans
+        sub = self.subscription_a
+        self._event(sub, 800, at(date(2026, 1, 5)))
+        self._rate(at(FEB, 1))  # January closes on Pro
+        sub.change_plan(plan_b, FEB)
+        sub.change_plan(plan_c, date(2026, 2, 15))
+        self._rate(at(date(2026, 2, 15), 1))  # 1-14 February closes on B
+        self.assertEqual(sub.last_invoice_date, date(2026, 2, 15))
+        self.assertEqual(
+            [(h.date_from, h.plan_id) for h in sub.plan_history_ids],
+            [(JAN, self.plan), (FEB, plan_b), (date(2026, 2, 15), plan_c)],
+        )
+
+        def event(key, metric, day):
+            return {
+                "idempotency_key": key,
+                "subscription": "sub_a",
+                "customer": "cus_a",
+                "metric": metric,
+                "quantity": 400 if metric == "api_calls" else 7,
+                "timestamp": f"{day.isoformat()}T12:00:00Z",
+            }
+
+        results = (
+            self.env["fusion.billing.usage.event"]
+            .sudo()
+            ._ingest(
+                self.service,
+                [
+                    event("calls-jan", "api_calls", date(2026, 1, 20)),
+                    event("storage-jan", "storage_gb", date(2026, 1, 20)),
+                    event("storage-feb", "storage_gb", date(2026, 2, 10)),
+                    event("calls-feb", "api_calls", date(2026, 2, 10)),
+                ],
+                now=at(date(2026, 2, 20)),
+            )
+        )
+        self.assertEqual(
+            [(r["status"], r.get("error", {}).get("code")) for r in results],
+            [
+                ("accepted", None),
+                ("rejected", "metric_not_on_plan"),
+                ("accepted", None),
+                ("rejected", "metric_not_on_plan"),
+            ],
+            "each closed period takes the metrics its own plan charged",
+        )
+        self._rate(at(date(2026, 2, 21)))
+        open_invoice = self._invoices(sub).filtered(
+            lambda m: m.fusion_period_start == date(2026, 2, 15)
+        )
+        self.assertEqual(
+            {
+                (line.fusion_charge_id, line.fusion_adjusted_period_start): (
+                    line.price_subtotal
+                )
+                for line in self._adjustments(open_invoice)
+            },
+            # 400 more calls at Pro's 0.0125; 7 GB at B's 1.00
+            {(self.charge_calls, JAN): 5.0, (storage_b, FEB): 7.0},
+        )
+
     def test_a_closed_period_whose_invoice_is_a_draft_is_rerated_in_place(self):
         self.service.late_usage_policy = "adjust"
         sub = self.subscription_a
