@@ -23,6 +23,12 @@ STATES = [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")]
 # Written on an active subscription only through change_plan.
 PLAN_CHANGE_FIELDS = {"plan_id", "partner_id", "service_id"}
 CHANGING_PLAN = "fusion_billing_changing_plan"
+# A charge billed on several lines (tiers, fees) has them under a section of its
+# own (line part SECTION_PART), after every other line (Odoo's default line
+# sequence): Odoo shows the lines following a section in it.
+SECTION_PART = -1
+LINE_SEQUENCE = 100
+SECTION_SEQUENCE = 1000
 # A period is billed on an invoice, or on a credit note when its total is
 # negative at its close.
 PERIOD_MOVE_TYPES = ("out_invoice", "out_refund")
@@ -532,9 +538,9 @@ class FusionBillingSubscription(models.Model):
         self.ensure_one()
         lines = [
             Command.create(values)
-            for rated in rated_lines
+            for position, rated in enumerate(rated_lines)
             if rated.amount
-            for values in self._prepare_invoice_line_values(period, rated)
+            for values in self._prepare_invoice_line_values(period, rated, position)
         ]
         if not lines:
             return None
@@ -558,13 +564,15 @@ class FusionBillingSubscription(models.Model):
             values["journal_id"] = self.service_id.journal_id.id
         return values
 
-    def _prepare_invoice_line_values(self, period, rated_line):
-        """The invoice lines of ``rated_line``, their subtotals summing
-        exactly to its amount: a charge's usage as the charge breaks it down
-        (quantity x unit price per tier, flat fee, packages: see
-        ``_invoice_lines``), anything else one unit at the amount with how it
-        was computed in the description. An adjustment names the period it
-        adjusts. Descriptions are in the customer's language."""
+    def _prepare_invoice_line_values(self, period, rated_line, position=0):
+        """The invoice lines of ``rated_line`` (the ``position``-th of the
+        period's rating), their subtotals summing exactly to its amount: a
+        charge's usage as the charge breaks it down (quantity x unit price per
+        tier, flat fee, packages: see ``_invoice_lines``), under a section
+        naming the charge and period when they are several; anything else one
+        unit at the amount with how it was computed in the description. An
+        adjustment names the period it adjusts. Descriptions are in the
+        customer's language."""
         self = self._in_customer_lang()  # noqa: PLW0642
         adjusted = rated_line.adjusted_period
         charge = rated_line.charge
@@ -578,6 +586,7 @@ class FusionBillingSubscription(models.Model):
             "fusion_is_minimum": rated_line.key == MINIMUM,
             "fusion_usage_quantity": float(rated_line.quantity),
             "fusion_adjusted_period_start": adjusted.start if adjusted else False,
+            "sequence": LINE_SEQUENCE,
         }
         heading = f"{rated_line.title}, {self._period_text(adjusted or period)}"
         parts = None
@@ -599,18 +608,46 @@ class FusionBillingSubscription(models.Model):
                     "fusion_line_part": 0,
                 }
             ]
+        if len(parts) == 1:
+            (part,) = parts
+            return [
+                {
+                    **common,
+                    "name": f"{heading}\n"
+                    + charge._invoice_line_text(
+                        part, rated_line.quantity, rated_line.charge_filter
+                    ),
+                    "quantity": float(part.quantity),
+                    "price_unit": float(part.price_unit),
+                    "fusion_line_part": part.part,
+                }
+            ]
+        sequence = SECTION_SEQUENCE + 100 * position
+        section = {
+            **common,
+            "product_id": False,
+            "display_type": "line_section",
+            "name": heading,
+            "quantity": 0,
+            "price_unit": 0,
+            "fusion_line_part": SECTION_PART,
+            "sequence": sequence,
+        }
         return [
-            {
-                **common,
-                "name": f"{heading}\n"
-                + charge._invoice_line_text(
-                    part, rated_line.quantity, rated_line.charge_filter
-                ),
-                "quantity": float(part.quantity),
-                "price_unit": float(part.price_unit),
-                "fusion_line_part": part.part,
-            }
-            for part in parts
+            section,
+            *(
+                {
+                    **common,
+                    "name": charge._invoice_line_text(
+                        part, rated_line.quantity, rated_line.charge_filter
+                    ),
+                    "quantity": float(part.quantity),
+                    "price_unit": float(part.price_unit),
+                    "fusion_line_part": part.part,
+                    "sequence": sequence + index,
+                }
+                for index, part in enumerate(parts, start=1)
+            ),
         ]
 
     def _prepare_adjustment_line(self, closed_period, charge, rated_lines, billed):
@@ -767,14 +804,17 @@ class FusionBillingSubscription(models.Model):
         }
         commands = []
         kept = set()
-        for rated in rated_lines:
-            lines_values = self._prepare_invoice_line_values(period, rated)
+        for position, rated in enumerate(rated_lines):
+            lines_values = self._prepare_invoice_line_values(period, rated, position)
             parts = {values["fusion_line_part"] for values in lines_values}
             # Billing nothing now, a charge keeps one of its lines, at zero.
             spare = [
                 line
                 for (key, part), line in existing.items()
-                if key == rated.key and part not in parts and not rated.amount
+                if key == rated.key
+                and part not in parts
+                and line.display_type == "product"
+                and not rated.amount
             ]
             for values in lines_values:
                 line = existing.get((rated.key, values["fusion_line_part"]))
@@ -804,6 +844,7 @@ class FusionBillingSubscription(models.Model):
     def _line_differs(self, line, values):
         return (
             line.fusion_line_part != values["fusion_line_part"]
+            or line.sequence != values["sequence"]
             or line.product_id.id != values["product_id"]
             or line.name != values["name"]
             or line.quantity != values["quantity"]
@@ -928,7 +969,9 @@ class FusionBillingSubscription(models.Model):
         billed = sum(
             (
                 to_decimal(line.price_subtotal)
-                for line in invoice.invoice_line_ids
+                for line in invoice.invoice_line_ids.filtered(
+                    lambda line: line.display_type == "product"
+                )
                 # Adjustments bill earlier periods.
                 if (line.fusion_charge_id and not line.fusion_adjusted_period_start)
                 or line.fusion_is_fixed_fee

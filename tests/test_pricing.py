@@ -532,6 +532,11 @@ class TestPricingRating(FusionBillingCase):
         lines = self._invoices(self.sub_x).invoice_line_ids.filtered(
             lambda line: line.fusion_charge_id == charge
         )
+        # eu bills two lines: under a section of its own.
+        section = lines.filtered(lambda line: line.display_type == "line_section")
+        self.assertEqual(section.fusion_charge_filter_id, eu)
+        self.assertTrue(section.name.startswith("Storage Gb, region = eu, uk, 01/01"))
+        lines -= section
         # eu: max 40 -> 40 x 1.50 and the tier's fee 4; rest: max 25 -> 25 x 0.50
         self.assertEqual(
             {

@@ -67,8 +67,11 @@ class TestRating(FusionBillingCase):
         )
 
     def _line(self, invoice, charge):
+        """The lines billing ``charge`` (not its section)."""
         return invoice.invoice_line_ids.filtered(
-            lambda line: line.fusion_charge_id == charge
+            lambda line: (
+                line.fusion_charge_id == charge and line.display_type == "product"
+            )
         )
 
     def _webhooks(self, event_type, invoice):
@@ -234,7 +237,7 @@ class TestRating(FusionBillingCase):
         self.assertAlmostEqual(invoice.amount_untaxed, 55.63, places=2)
         tier_lines = self._line(invoice, graduated).sorted("fusion_line_part")
         self.assertEqual(
-            [line.name.split("\n")[1] for line in tier_lines],
+            tier_lines.mapped("name"),
             [
                 "Tier 1 (0 to 100): 100 units",
                 "Flat fee of tier 1 (0 to 100)",
@@ -302,6 +305,7 @@ class TestRating(FusionBillingCase):
         )
         sub = self.subscription_c
         self._event(sub, self.metric_storage, 2080, datetime(2026, 1, 9))
+        self._event(sub, self.metric_calls, 80, datetime(2026, 1, 9))
         self._rate(date(2026, 1, 20))
         invoice = self._invoices(sub)
 
@@ -312,7 +316,7 @@ class TestRating(FusionBillingCase):
                     line.quantity,
                     line.price_unit,
                     line.price_subtotal,
-                    line.name.split("\n")[1],
+                    line.name,
                 )
                 for line in self._line(invoice, storage).sorted("fusion_line_part")
             ]
@@ -325,9 +329,16 @@ class TestRating(FusionBillingCase):
                 (3, 1, 5.0, 5.0, "Flat fee of tier 2 (1,000 to 5,000)"),
             ],
         )
+        # Under a section naming the charge and the period, after the lines
+        # of other charges.
         self.assertEqual(
-            self._line(invoice, storage)[0].name.split("\n")[0],
-            "Storage Gb, 01/01/2026 to 01/31/2026",
+            [(line.display_type, line.name) for line in invoice.invoice_line_ids],
+            [
+                ("product", "Api Calls, 01/01/2026 to 01/31/2026\n80 units"),
+                ("line_section", "Storage Gb, 01/01/2026 to 01/31/2026"),
+                ("product", "Tier 2 (1,000 to 5,000): 1,080 GB"),
+                ("product", "Flat fee of tier 2 (1,000 to 5,000)"),
+            ],
         )
         tier_2 = self._line(invoice, storage)
         self._rate(date(2026, 1, 20))
@@ -348,7 +359,7 @@ class TestRating(FusionBillingCase):
         data = sub._invoice_event_data(invoice)["invoice"]["lines"]
         self.assertEqual(
             [(line["charge"], line["amount"]) for line in data],
-            [("storage_gb", "65.00")],
+            [("api_calls", "1.00"), ("storage_gb", "65.00")],
         )
 
         # The big event cancelled: tier 3 goes, tier 2 follows the usage.
@@ -357,7 +368,7 @@ class TestRating(FusionBillingCase):
         ).cancelled = True
         self._rate(date(2026, 1, 22))
         self.assertEqual([part for part, *_ in layout()], [2, 3])
-        self.assertEqual(invoice.amount_untaxed, 18.5)
+        self.assertEqual(invoice.amount_untaxed, 1.0 + 18.5)
 
         # Free again: the charge keeps one line, at zero.
         self.env["fusion.billing.usage.event"].sudo().search(
@@ -368,6 +379,9 @@ class TestRating(FusionBillingCase):
         self.assertEqual(
             [(part, qty, subtotal) for part, qty, _price, subtotal, _ in layout()],
             [(0, 500, 0.0)],
+        )
+        self.assertNotIn(
+            "line_section", invoice.invoice_line_ids.mapped("display_type")
         )
 
     def test_a_line_the_invoice_cannot_show_is_one_unit_at_its_amount(self):
