@@ -40,12 +40,14 @@ class TestBackOfficeTours(HttpCase):
         self.assertEqual(service.subscription_ids.state, "active")
         self.assertEqual(service.api_key_count, 1)
 
-    def test_accountant_rates_now_and_reads_the_draft(self):
+    def _subscription_with_usage(self, code, metric_name, partner_name):
+        """An active subscription of a new service whose metric ``metric_name``
+        (0.50 a unit) has 10 units used now."""
         service = self.env["fusion.billing.service"].create(
-            {"name": "Tour Rating Cloud", "code": "fb_tour_rating"}
+            {"name": f"Tour {code} Cloud", "code": f"fb_tour_{code}"}
         )
         metric = self.env["fusion.billing.metric"].create(
-            {"service_id": service.id, "code": "calls", "name": "Tour Calls"}
+            {"service_id": service.id, "code": "calls", "name": metric_name}
         )
         plan = self.env["fusion.billing.plan"].create(
             {
@@ -63,7 +65,7 @@ class TestBackOfficeTours(HttpCase):
                 ],
             }
         )
-        partner = self.env["res.partner"].create({"name": "Tour Rate Co"})
+        partner = self.env["res.partner"].create({"name": partner_name})
         self.env["fusion.billing.customer"].create(
             {"service_id": service.id, "partner_id": partner.id, "external_ref": "c"}
         )
@@ -72,7 +74,7 @@ class TestBackOfficeTours(HttpCase):
                 "service_id": service.id,
                 "partner_id": partner.id,
                 "plan_id": plan.id,
-                "external_ref": "sub_tour_rate",
+                "external_ref": f"sub_tour_{code}",
                 "start_date": fields.Date.context_today(service).replace(day=1),
                 "state": "active",
             }
@@ -87,12 +89,34 @@ class TestBackOfficeTours(HttpCase):
                 "idempotency_key": "fb_tour_evt",
             }
         )
+        return subscription
+
+    def test_accountant_rates_now_and_reads_the_draft(self):
+        subscription = self._subscription_with_usage(
+            "rate", "Tour Calls", "Tour Rate Co"
+        )
         self.start_tour(
             "/odoo/action-fusion_billing.fusion_billing_subscription_action",
             "fusion_billing_accountant_tour",
             login="fb_tour_admin",
         )
         self.assertEqual(subscription.invoice_ids.amount_untaxed, 5)
+
+    def test_billing_user_opens_usage_and_revenue_analysis(self):
+        new_test_user(
+            self.env,
+            login="fb_tour_analyst",
+            password="fb_tour_analyst",
+            groups="base.group_user,fusion_billing.group_fusion_billing_user",
+        )
+        self._subscription_with_usage(
+            "analysis", "Tour Analysis Calls", "Tour Analysis Co"
+        )
+        self.start_tour(
+            "/odoo/action-fusion_billing.fusion_billing_subscription_action",
+            "fusion_billing_analysis_tour",
+            login="fb_tour_analyst",
+        )
 
     def test_resolve_a_delta_with_a_note(self):
         service = self.env["fusion.billing.service"].create(

@@ -235,3 +235,22 @@ registry.category("web_tour.tours").add("fusion_billing_resolve_delta_tour", {
         },
     ],
 });
+
+// A billing user opens Usage Analysis from the menu: the graph, then the pivot
+// by metric; then the invoiced revenue.
+registry.category("web_tour.tours").add("fusion_billing_analysis_tour", {
+    url: "/odoo/action-fusion_billing.fusion_billing_subscription_action",
+    steps: () => [
+        menu("menu_fusion_billing_reporting"),
+        menu("menu_fusion_billing_usage_analysis"),
+        { content: "The usage graph", trigger: ".o_graph_renderer canvas" },
+        { content: "Pivot view", trigger: "button.o_switch_view.o_pivot", run: "click" },
+        {
+            content: "A row per metric",
+            trigger: ".o_pivot th:contains('Tour Analysis Calls')",
+        },
+        menu("menu_fusion_billing_reporting"),
+        menu("menu_fusion_billing_revenue_analysis"),
+        { content: "The revenue pivot", trigger: ".o_pivot_view .o_pivot" },
+    ],
+});
