@@ -232,7 +232,8 @@ def invoice_lines(
 
     The lines sum to ``amount(charge, quantity, rounding)`` exactly: each is
     rounded on its own and the last one that needed rounding absorbs what
-    the roundings add up to. A line is ``units`` x ``price`` when both fit
+    the roundings add up to (the ones before it what would take it below
+    zero). A line is ``units`` x ``price`` when both fit
     the invoice's precision (``quantity_places``, ``price_places``, at most
     15 significant digits: what a float column holds) and the invoice
     computes exactly its amount from them (``subtotal(quantity,
@@ -268,8 +269,13 @@ def invoice_lines(
             for index, part in enumerate(billing)
             if part.units * part.price != amounts[index]
         ]
-        if rounded:
-            amounts[rounded[-1]] += total - sum(amounts, ZERO)
+        difference = total - sum(amounts, ZERO)
+        for index in reversed(rounded):
+            # A line never goes below zero: what the last one cannot take
+            # (roundings up of several small lines) goes to the one before.
+            share = max(difference, -amounts[index])
+            amounts[index] += share
+            difference -= share
     lines = []
     for part, line_amount in zip(billing, amounts, strict=True):
         shown = (

@@ -614,3 +614,14 @@ def test_invoice_lines_sum_to_the_charge_amount(charge, quantity, rounding):
         assert usage in ([quantity], [])
     if charge.model == GRADUATED and sum(usage) and quantity:
         assert sum(usage) <= quantity
+
+
+def test_invoice_lines_never_go_below_zero_to_absorb_roundings():
+    """0.5 + 0.5 + 0.4 bills 1 in whole units, while its lines round to 1, 1
+    and 0: the last line cannot give the difference, the fee before it does."""
+    tiers = (Tier(D("0.5"), "1", "0.5"), Tier(None, "1"))
+    assert _lines(Charge(GRADUATED, tiers=tiers), D("0.9"), rounding=D(1)) == [
+        (0, D("0.5"), D(1), D(1)),
+        (1, D(1), D(0), D(0)),
+        (2, D("0.4"), D(1), D(0)),
+    ]
