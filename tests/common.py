@@ -153,24 +153,6 @@ class FusionBillingCase(AccountTestInvoicingCommon):
         )
 
     @classmethod
-    def _create_event(cls, subscription, metric, quantity, timestamp, key):
-        # Events come in through the API only (sudo there); no group creates them.
-        return (
-            cls.env["fusion.billing.usage.event"]
-            .sudo()
-            .create(
-                {
-                    "service_id": subscription.service_id.id,
-                    "subscription_id": subscription.id,
-                    "metric_id": metric.id,
-                    "quantity": quantity,
-                    "timestamp": timestamp,
-                    "idempotency_key": key,
-                }
-            )
-        )
-
-    @classmethod
     def _create_subscription(cls, service, partner, plan, external_ref, start_date):
         """An active subscription; its partner made a customer of the service
         first if it is not one (only customers are subscribed)."""

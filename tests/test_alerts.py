@@ -37,17 +37,9 @@ class TestAlerts(FusionBillingCase):
                 "threshold": 60,
             }
         )
-        cls.event_count = 0
 
     def _event(self, subscription, quantity, timestamp):
-        self.event_count += 1
-        return self._create_event(
-            subscription,
-            self.metric_calls,
-            quantity,
-            timestamp,
-            f"alert-{self.event_count}",
-        )
+        return self._store_event(subscription, self.metric_calls, quantity, timestamp)
 
     def _rate(self, today):
         self.env["fusion.billing.rating"]._cron_rate_usage(

@@ -27,22 +27,18 @@ class TestPortal(FusionBillingCase, HttpCase):
             cls.today - timedelta(days=5),
         )
         yesterday = datetime.combine(cls.today - timedelta(days=1), time(10))
-        cls._create_event(
-            cls.subscription_recent, cls.metric_calls, 400, yesterday, "p1"
-        )
-        cls._create_event(
+        cls._store_event(cls.subscription_recent, cls.metric_calls, 400, yesterday)
+        cls._store_event(
             cls.subscription_recent,
             cls.metric_calls,
             600,
             yesterday + timedelta(hours=2),
-            "p2",
         )
-        cls._create_event(
+        cls._store_event(
             cls.subscription_recent,
             cls.metric_calls,
             100,
             datetime.combine(cls.today, time(0)),
-            "p3",
         )
         cls.draft_a = cls.env["fusion.billing.subscription"].create(
             {

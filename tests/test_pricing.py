@@ -287,25 +287,15 @@ class TestPricingRating(FusionBillingCase):
         cls.sub_y = cls._create_subscription(
             cls.service, cls.partner_b, cls.plan_p, "fb_sub_y", JAN
         )
-        cls.event_count = 0
 
     @classmethod
     def _event(cls, subscription, quantity, day, properties=None, metric=None):
-        cls.event_count += 1
-        return (
-            cls.env["fusion.billing.usage.event"]
-            .sudo()
-            .create(
-                {
-                    "service_id": subscription.service_id.id,
-                    "subscription_id": subscription.id,
-                    "metric_id": (metric or cls.metric_calls).id,
-                    "quantity": quantity,
-                    "timestamp": datetime.combine(day, time(12)),
-                    "idempotency_key": f"fb-pricing-{cls.event_count}",
-                    "properties": properties or {},
-                }
-            )
+        return cls._store_event(
+            subscription,
+            metric or cls.metric_calls,
+            quantity,
+            datetime.combine(day, time(12)),
+            properties=properties or {},
         )
 
     def _rate(self, day):

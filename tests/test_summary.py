@@ -45,17 +45,9 @@ class TestUsageSummary(FusionBillingCase, HttpCase):
         cls._create_subscription(
             cls.service_other, cls.partner_a, plan, "sub_other_only", date(2026, 1, 1)
         )
-        cls.event_count = 0
 
     def _event(self, subscription, metric, quantity, day):
-        self.event_count += 1
-        self._create_event(
-            subscription,
-            metric,
-            quantity,
-            datetime(2026, 1, day, 12),
-            f"sum-{self.event_count}",
-        )
+        self._store_event(subscription, metric, quantity, datetime(2026, 1, day, 12))
 
     def _usage(self):
         self._event(self.subscription_a, self.metric_calls, 1000.8, 2)
