@@ -126,6 +126,14 @@ def test_a_month_without_billing_is_no_evidence():
     assert rec.is_ready([*periods, summary("2025-02", "match")], 3)
 
 
+def test_months_in_a_row_across_a_year_end():
+    periods = [summary(month, "match") for month in ("2024-11", "2024-12", "2025-01")]
+    assert rec.matched_periods(periods, 3) == 3
+    periods[1] = summary("2024-12", "delta")
+    assert rec.matched_periods(periods, 3) == 1  # January, back to December's delta
+    assert rec.matched_periods([], 3, open_period="2025-03") == 0
+
+
 def test_open_period_is_no_evidence():
     periods = [
         summary("2025-01", "match"),
@@ -295,6 +303,7 @@ def test_csv_semicolon_file_reads_the_decimal_comma():
         "cus_2;2025-01;1.200,50;EUR\n"
         "cus_3;2025-01;1 200,50;EUR\n"
         "cus_4;2025-01;1,200.50;EUR\n"
+        "cus_5;2025-01;1,234;EUR\n"
     )
     assert errors == []
     assert [row.amount for row in rows] == [
@@ -302,7 +311,9 @@ def test_csv_semicolon_file_reads_the_decimal_comma():
         D("1200.50"),
         D("1200.50"),
         D("1200.50"),
+        D("1.234"),  # ambiguous: a ';' file writes decimals with a comma
     ]
+    assert [row.amount_text for row in rows][-2:] == ["1,200.50", "1,234"]
 
 
 @pytest.mark.parametrize(
@@ -316,6 +327,9 @@ def test_csv_semicolon_file_reads_the_decimal_comma():
         ("1.234.567,1", True, D("1234567.1")),
         ("1,234", True, D("1.234")),
         ("1,234", False, D(1234)),
+        ("1,234,567", True, D(1234567)),
+        ("1.234.567", False, D(1234567)),
+        ("12,5X", False, None),
         ("1.234", True, D(1234)),
         ("12,5", False, D("12.5")),
         ("1234.5", True, D("1234.5")),
@@ -330,6 +344,10 @@ def test_csv_semicolon_file_reads_the_decimal_comma():
 )
 def test_parse_amount(text, decimal_comma, amount):
     assert rec.parse_amount(text, decimal_comma) == amount
+
+
+def test_parse_amount_reads_a_lone_comma_as_thousands_by_default():
+    assert rec.parse_amount("1,234") == D(1234)
 
 
 @pytest.mark.parametrize(
