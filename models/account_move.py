@@ -217,6 +217,14 @@ class AccountMove(models.Model):
         self._fusion_queue_reconciliation_refresh()
         return result
 
+    def _compute_is_sale_installed(self):
+        # The only use of this field: without Sales, Odoo's invoice form hides
+        # the lines' Quantity column by default. Usage invoices are read by
+        # their quantities.
+        usage_invoices = self.filtered("fusion_subscription_id")
+        usage_invoices.is_sale_installed = True
+        return super(AccountMove, self - usage_invoices)._compute_is_sale_installed()
+
     def _post(self, soft=True):
         self._fusion_check_period_closed()
         return super()._post(soft)

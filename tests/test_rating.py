@@ -287,6 +287,18 @@ class TestRating(FusionBillingCase):
         self.assertEqual(fee.price_subtotal, 49.0)
         self.assertEqual(invoice.amount_untaxed, 49.0 + 15.63)
 
+    def test_usage_invoices_show_the_quantity_column(self):
+        """Without Sales, Odoo hides the invoice lines' Quantity by default:
+        a usage invoice is read by its quantities, so it shows them."""
+        self._event(self.subscription_a, self.metric_calls, 1250, datetime(2026, 1, 9))
+        self._rate(date(2026, 1, 20))
+        self.assertTrue(self._invoices(self.subscription_a).is_sale_installed)
+        other = self.env["account.move"].create(
+            {"move_type": "out_invoice", "partner_id": self.partner_a.id}
+        )
+        sales = "sale_management" in self.env["ir.module.module"]._installed()
+        self.assertEqual(other.is_sale_installed, sales)
+
     def test_tier_lines_follow_the_usage_on_reruns(self):
         """A graduated charge bills a line per tier reached and one per flat
         fee; reratings update them in place, add the tiers newly reached,
