@@ -658,8 +658,9 @@ class FusionBillingService(models.Model):
         """Delete the usage events the services no longer keep, batch by batch.
 
         Events go by whole billing periods: a period that ended before its
-        service's retention cutoff, is closed, and whose invoice is posted (and
-        no other invoice of it still a draft). Since the API refuses events
+        service's retention cutoff, is closed, and whose invoice (or credit
+        note, when the period closed negative) is posted (and no other invoice
+        of it still a draft). Since the API refuses events
         older than the retention, such a period never gets usage again. Under
         the adjust policy, late usage of a closed period is billed by re-rating
         it on a later invoice: its events stay until every period that late
@@ -695,7 +696,7 @@ class FusionBillingService(models.Model):
                       JOIN fusion_billing_service s
                         ON s.id = sub.service_id AND s.usage_retention_days > 0
                      WHERE m.id > %(after)s
-                       AND m.move_type = 'out_invoice'
+                       AND m.move_type IN ('out_invoice', 'out_refund')
                        AND m.state = 'posted'
                        AND m.fusion_period_end
                            <= COALESCE(sub.last_invoice_date, sub.start_date)

@@ -434,6 +434,22 @@ class TestPeriodLifecycle(FusionBillingCase):
         )
         self.assertEqual(self._finalized(february), 1)
 
+    def test_a_period_credited_at_close_loses_its_old_events_like_any_other(self):
+        self.service.write({"late_usage_policy": "adjust", "auto_post_invoices": True})
+        sub = self.subscription_a
+        calls = self._event(sub, 8000, at(date(2026, 1, 5)))
+        february_calls = self._event(sub, 100, at(date(2026, 2, 5)))
+        self._rate(at(FEB, 1))
+        calls.cancelled = True
+        self._rate(at(date(2026, 2, 3)))
+        self._rate(at(MAR, 1))
+        self._rate(at(date(2026, 4, 2)))
+        february = self._invoices(sub).filtered(lambda m: m.fusion_period_start == FEB)
+        self.assertEqual((february.move_type, february.state), ("out_refund", "posted"))
+        self.service.usage_retention_days = 30
+        self.env["fusion.billing.service"]._cron_purge_usage()
+        self.assertFalse(february_calls.exists())
+
     def test_a_last_invoice_posted_early_gets_its_adjustments_billed_apart(self):
         """Usage and cancellations after the last invoice was posted have no
         next invoice to go on: the close bills them on an invoice (a credit
