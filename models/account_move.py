@@ -8,6 +8,9 @@ from odoo.tools.sql import column_exists, create_column
 from ..core import periods
 
 RECONCILED_MOVE_TYPES = ("out_invoice", "out_refund")
+# A period is billed on an invoice, or on a credit note when its total is
+# negative at its close.
+PERIOD_MOVE_TYPES = ("out_invoice", "out_refund")
 # Context key: post the invoice of a period that has not closed yet.
 POST_OPEN_PERIOD = "fusion_billing_post_open_period"
 # Changes of these invoice fields can move an invoice into another reconciliation row.

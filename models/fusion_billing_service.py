@@ -11,6 +11,7 @@ from odoo.tools import SQL
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
 
 from ..core import signing, urlguard
+from .account_move import PERIOD_MOVE_TYPES
 
 API_KEY_SCOPE = "fusion_billing"
 # Odoo keys are 40 hex digits; anything much longer is not worth hashing.
@@ -696,7 +697,7 @@ class FusionBillingService(models.Model):
                       JOIN fusion_billing_service s
                         ON s.id = sub.service_id AND s.usage_retention_days > 0
                      WHERE m.id > %(after)s
-                       AND m.move_type IN ('out_invoice', 'out_refund')
+                       AND m.move_type = ANY(%(period_move_types)s)
                        AND m.state = 'posted'
                        AND m.fusion_period_end
                            <= COALESCE(sub.last_invoice_date, sub.start_date)
@@ -747,6 +748,7 @@ class FusionBillingService(models.Model):
                        (SELECT COUNT(*) FROM periods)
                 """,
                 after=after,
+                period_move_types=list(PERIOD_MOVE_TYPES),
                 batch_size=batch_size,
             )
         )

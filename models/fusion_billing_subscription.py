@@ -11,6 +11,7 @@ from odoo.tools import SQL, format_date, formatLang
 
 from ..core import charts, periods, pricing, summary
 from ..core.money import round_money, to_decimal
+from .account_move import PERIOD_MOVE_TYPES
 from .fusion_billing_rating import (
     FIXED_FEE,
     MINIMUM,
@@ -29,9 +30,6 @@ CHANGING_PLAN = "fusion_billing_changing_plan"
 SECTION_PART = -1
 LINE_SEQUENCE = 100
 SECTION_SEQUENCE = 1000
-# A period is billed on an invoice, or on a credit note when its total is
-# negative at its close.
-PERIOD_MOVE_TYPES = ("out_invoice", "out_refund")
 
 
 class FusionBillingSubscription(models.Model):
