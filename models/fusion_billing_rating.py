@@ -101,17 +101,19 @@ class FusionBillingRating(models.AbstractModel):
         regardless.
         """
         closed = self._closed_periods_to_rerate(billing_periods)
+        rated_periods = billing_periods + closed
+        period_charges = self._period_charges(rated_periods)
         errors = {}
-        quantities = self._aggregate(billing_periods + closed, errors)
+        quantities = self._aggregate(rated_periods, errors, period_charges)
         ratings = []
-        for index, period in enumerate(billing_periods + closed):
+        for index, period in enumerate(rated_periods):
             if index in errors:
                 ratings.append(PeriodRating(period, error=errors[index]))
                 continue
             subscription = period.subscription
             try:
                 lines = subscription._prepare_rated_lines(
-                    period, quantities.get(index, {})
+                    period, period_charges[index], quantities.get(index, {})
                 )
             except Exception as error:  # priced on its own: never breaks the rest
                 _logger.info(
@@ -123,6 +125,40 @@ class FusionBillingRating(models.AbstractModel):
         return self._with_adjustments(
             ratings[: len(billing_periods)], ratings[len(billing_periods) :]
         )
+
+    @api.model
+    def _period_charges(self, billing_periods):
+        """The charges rating each of ``billing_periods``, in a list aligned
+        with them, read in one query: the period's plan's, each replaced by
+        its subscription's own charge on the same metric when it has one (own
+        charges of another plan, before a plan change, no longer apply)."""
+        charges = self.env["fusion.billing.charge"].search_fetch(
+            [
+                ("plan_id", "in", list({period.plan.id for period in billing_periods})),
+                "|",
+                ("subscription_id", "=", False),
+                (
+                    "subscription_id",
+                    "in",
+                    list({period.subscription.id for period in billing_periods}),
+                ),
+            ],
+            None,
+        )
+        plan_charges = defaultdict(list)
+        own = {}
+        for charge in charges:
+            if charge.subscription_id:
+                own[charge.subscription_id, charge.plan_id, charge.metric_id] = charge
+            else:
+                plan_charges[charge.plan_id].append(charge)
+        return [
+            charges.browse(
+                own.get((period.subscription, period.plan, charge.metric_id), charge).id
+                for charge in plan_charges[period.plan]
+            )
+            for period in billing_periods
+        ]
 
     @api.model
     def _closed_periods_to_rerate(self, billing_periods):
@@ -223,8 +259,10 @@ class FusionBillingRating(models.AbstractModel):
         return self._adjust(PeriodRating(settlement), closed)
 
     @api.model
-    def _aggregate(self, billing_periods, errors):
-        """Aggregate the usage of each period's charged metrics, in one query.
+    def _aggregate(self, billing_periods, errors, period_charges=None):
+        """Aggregate the usage of each period's charged metrics, in one query
+        (``period_charges``: the ``_period_charges`` of the periods, when the
+        caller has them).
 
         Returns {period index: {metric id: Decimal}}; a metric without events
         in the window is absent (its quantity is 0). Cancelled events are
@@ -242,16 +280,21 @@ class FusionBillingRating(models.AbstractModel):
         A charge with filters has a branch of its own, whose grouping sets
         give the metric's total and each bucket's aggregate in the same pass.
         """
+        if period_charges is None:
+            period_charges = self._period_charges(billing_periods)
         expressions, broken = {}, {}
-        for metric in self._charged_metrics(billing_periods):
+        for metric in (
+            self.env["fusion.billing.charge"].union(*period_charges).metric_id
+        ):
             try:
                 expressions[metric] = metric._aggregation_sql()
             except Exception as error:  # an unknown aggregation bills nothing
                 broken[metric] = str(error)
         branches = defaultdict(lambda: ([], [], [], [], []))
         buckets = {}
-        for index, period in enumerate(billing_periods):
-            charges = period.subscription._period_charges(period)
+        for index, (period, charges) in enumerate(
+            zip(billing_periods, period_charges, strict=True)
+        ):
             metrics = charges.metric_id
             if failures := [broken[metric] for metric in metrics if metric in broken]:
                 errors[index] = "; ".join(failures)
@@ -342,13 +385,6 @@ class FusionBillingRating(models.AbstractModel):
                 "(w.key, w.metric_id, b.filter_id))"
             ),
         )
-
-    @api.model
-    def _charged_metrics(self, billing_periods):
-        metrics = self.env["fusion.billing.metric"]
-        for plan in {period.plan for period in billing_periods}:
-            metrics |= plan.charge_ids.metric_id
-        return metrics
 
     # ------------------------------------------------------------------
     # The cron

@@ -394,8 +394,9 @@ class FusionBillingSubscription(models.Model):
             return None
         return self._prepare_invoice_values(rating.period, rating.lines)
 
-    def _prepare_rated_lines(self, period, quantities):
-        """Price ``period``: one RatedLine per charge of its plan, priced by the
+    def _prepare_rated_lines(self, period, charges, quantities):
+        """Price ``period``: one RatedLine per charge rating it (``charges``,
+        as ``fusion.billing.rating._period_charges`` finds them), priced by the
         charge's ``_rate`` hook, plus the fixed fee when the plan has one.
         ``quantities`` maps metric ids to the period's aggregated usage. Texts
         are in the customer's language."""
@@ -404,7 +405,7 @@ class FusionBillingSubscription(models.Model):
         plan = period.plan
         rounding = to_decimal(plan.currency_id.rounding)
         rated_lines = []
-        for charge in self._period_charges(period):
+        for charge in charges.with_env(self.env):
             metric = charge.metric_id
             if charge.filter_ids:
                 rated_lines += self._prepare_filter_lines(charge, quantities)
@@ -434,20 +435,6 @@ class FusionBillingSubscription(models.Model):
         built in it."""
         self.ensure_one()
         return self.with_context(lang=self.partner_id.lang or self.env.lang)
-
-    def _period_charges(self, period):
-        """The charges rating ``period``: its plan's, each replaced by this
-        subscription's own charge on the same metric when it has one (own
-        charges of another plan, before a plan change, no longer apply)."""
-        self.ensure_one()
-        own = {
-            charge.metric_id: charge
-            for charge in self.charge_ids
-            if charge.plan_id == period.plan
-        }
-        return self.env["fusion.billing.charge"].browse(
-            own.get(charge.metric_id, charge).id for charge in period.plan.charge_ids
-        )
 
     def _prepare_filter_lines(self, charge, quantities):
         """The lines of a charge with filters: one per filter, its description
