@@ -76,7 +76,7 @@ class FusionBillingWebhookEvent(models.Model):
     status_text = fields.Char(
         string="Status", compute="_compute_status_text", help="Where the delivery is."
     )
-    body_pretty = fields.Text(string="Body", compute="_compute_body_pretty")
+    body_pretty = fields.Text(string="Formatted Body", compute="_compute_body_pretty")
     invoice_id = fields.Many2one(
         "account.move",
         compute="_compute_links",

@@ -110,3 +110,15 @@ class TestNames(FusionBillingCase):
         self.assertTrue(event.display_name.startswith("Api Calls · "))
         self.assertIn("2026", event.display_name)
         self.assertNotIn("fb_names_evt", event.display_name)
+
+    def test_field_labels_are_unique_per_model(self):
+        # Odoo tells fields apart by their label in filters, exports and
+        # imports; it warns at every install when two of a model's share one.
+        for model in [
+            name for name in self.env.registry if name.startswith("fusion.billing.")
+        ]:
+            labels = {}
+            for field in self.env[model]._fields.values():
+                with self.subTest(model=model, field=field.name):
+                    self.assertNotIn(field.string, labels)
+                labels.setdefault(field.string, field.name)
