@@ -570,6 +570,8 @@ class FusionBillingRating(models.AbstractModel):
             )
             self.env["fusion.billing.alert"]._check_ratings(ratings)
             invoices = self._period_invoices([rating.period for rating in ratings])
+            due = pending.filtered(lambda s: s._period_due(now))
+            closing = {(s.id, s._rated_periods()[0].start) for s in due}
             new_invoice_values = {}
             for rating in ratings:
                 subscription = rating.period.subscription
@@ -582,11 +584,11 @@ class FusionBillingRating(models.AbstractModel):
                     values = subscription._write_period_rating(rating, invoice)
                     if values:
                         new_invoice_values[key] = (subscription, values)
-            invoices.update(self._create_period_invoices(new_invoice_values, errors))
+            invoices.update(
+                self._create_period_invoices(new_invoice_values, errors, closing)
+            )
             behind = pending.browse()
-            for subscription in pending.filtered(
-                lambda s: s.id not in errors and s._period_due(now)
-            ):
+            for subscription in due.filtered(lambda s: s.id not in errors):
                 first = subscription._rated_periods()[0]
                 invoice = invoices.get(
                     (subscription.id, first.start), self.env["account.move"]
@@ -672,10 +674,12 @@ class FusionBillingRating(models.AbstractModel):
         }
 
     @api.model
-    def _create_period_invoices(self, new_invoice_values, errors):
+    def _create_period_invoices(self, new_invoice_values, errors, closing):
         """Create the new invoices, {key: (subscription, values)}, with one
         ``create``; if that fails, again one by one so that only the failing
-        subscriptions are left out. Returns {key: invoice}."""
+        subscriptions are left out. Returns {key: invoice}. Those of the
+        periods ``closing`` (keys) are announced by their close, as what they
+        are closed as (a credit note when negative)."""
         if not new_invoice_values:
             return {}
         moves = self.env["account.move"]
@@ -687,13 +691,15 @@ class FusionBillingRating(models.AbstractModel):
                 for (key, (subscription, _values)), invoice in zip(
                     items, invoices, strict=True
                 ):
-                    subscription._queue_invoice_event("invoice.created", invoice)
+                    if key not in closing:
+                        subscription._queue_invoice_event("invoice.created", invoice)
                     created[key] = invoice
         except Exception:  # retried one by one below, which records the culprit
             created = {}
             for key, (subscription, values) in items:
                 with self._rating_guard(subscription, errors):
                     invoice = moves.create(values)
-                    subscription._queue_invoice_event("invoice.created", invoice)
+                    if key not in closing:
+                        subscription._queue_invoice_event("invoice.created", invoice)
                     created[key] = invoice
         return created

@@ -896,14 +896,14 @@ class FusionBillingSubscription(models.Model):
         for closed in in_place:
             self._write_period_rating(closed, invoices[self.id, closed.period.start])
         if values := self._write_period_rating(rating, self.env["account.move"]):
-            invoice = self.env["account.move"].create(values)
-            self._queue_invoice_event("invoice.created", invoice)
-            self._finalize_period_invoice(invoice)
+            self._finalize_period_invoice(self.env["account.move"].create(values))
         self.rerate_from = False
 
     def _finalize_period_invoice(self, invoice):
         """The closed period's invoice is final: post it if the service says
-        so and tell the app."""
+        so and tell the app. One created by the close is announced here, after
+        a negative one became a credit note: its first webhook says what it
+        is."""
         if not invoice:
             return
         if invoice.state == "draft" and not invoice.invoice_line_ids:
@@ -914,6 +914,9 @@ class FusionBillingSubscription(models.Model):
             # Cancellations of closed periods outweigh what the period bills:
             # the customer is owed the difference, on a credit note.
             invoice.action_switch_move_type()
+        # Once per invoice (the outbox skips a replay): announced already
+        # when created before its close.
+        self._queue_invoice_event("invoice.created", invoice)
         if invoice.state == "draft" and self.service_id.auto_post_invoices:
             invoice.action_post()
         self._queue_invoice_event("invoice.finalized", invoice)
@@ -921,7 +924,8 @@ class FusionBillingSubscription(models.Model):
     def _settle_period(self, period, invoice):
         """What a closing period owes beyond its usage: the minimum
         commitment's true-up, then its credits. Returns the invoice, created
-        when the minimum is all the period bills; a posted one is final.
+        (announced by the close) when the minimum is all the period bills; a
+        posted one is final.
         Their texts are in the customer's language."""
         if invoice.state == "posted":
             return invoice
@@ -937,7 +941,6 @@ class FusionBillingSubscription(models.Model):
                 invoice = self.env["account.move"].create(
                     self._prepare_invoice_values(period, [minimum])
                 )
-                self._queue_invoice_event("invoice.created", invoice)
         if invoice:
             self._apply_credits(period, invoice, rounding)
         return invoice

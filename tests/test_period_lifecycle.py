@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import json
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
@@ -10,6 +11,8 @@ from .common import FusionBillingCase
 JAN = date(2026, 1, 1)
 FEB = date(2026, 2, 1)
 MAR = date(2026, 3, 1)
+# The webhooks about an invoice.
+KINDS = ("invoice.created", "invoice.finalized")
 
 
 def at(day, hour=0, minute=0):
@@ -491,6 +494,101 @@ class TestPeriodLifecycle(FusionBillingCase):
         self._rate(at(FEB, 2))
         self.assertEqual(len(self._invoices(more)), 2, "billed once")
         self.assertEqual(len(self._invoices(fewer)), 2)
+
+    def _invoice_webhooks(self, invoice):
+        """{event type: invoice data} of the webhooks about ``invoice``."""
+        events = self.env["fusion.billing.webhook.event"].search(
+            [
+                ("service_id", "=", self.service.id),
+                ("dedupe_key", "in", [f"{kind}:{invoice.id}" for kind in KINDS]),
+            ]
+        )
+        return {
+            event.event_type: json.loads(event.body)["data"]["invoice"]
+            for event in events
+        }
+
+    def _assert_told_as_credit_note(self, credit_note, amount):
+        """Every webhook about ``credit_note`` says it is one, owing the
+        customer ``amount`` untaxed (a positive decimal string) plus taxes."""
+        webhooks = self._invoice_webhooks(credit_note)
+        self.assertEqual(set(webhooks), set(KINDS))
+        for kind, data in webhooks.items():
+            self.assertEqual(data["id"], credit_note.id, kind)
+            self.assertEqual(data["type"], "credit_note", kind)
+            self.assertEqual(data["amount_untaxed"], amount, kind)
+            self.assertGreater(Decimal(data["amount_total"]), Decimal(amount), kind)
+            self.assertEqual([line["amount"] for line in data["lines"]], [amount])
+        self.assertEqual(webhooks["invoice.created"]["state"], "draft")
+        self.assertEqual(webhooks["invoice.finalized"]["state"], "posted")
+
+    def _reconciled(self, subscription, period):
+        self.env["fusion.billing.reconciliation"]._sync_periods(
+            {(self.service.id, period)}
+        )
+        return self.env["fusion.billing.reconciliation"].search(
+            [
+                ("service_id", "=", self.service.id),
+                ("partner_id", "=", subscription.partner_id.id),
+                ("period", "=", period),
+            ]
+        )
+
+    def test_negative_final_adjustments_are_a_credit_note_in_every_webhook(self):
+        """The app is never told of a negative invoice: the document billing
+        the cancellations after the last invoice was posted is a credit note
+        in its first webhook already."""
+        self.service.auto_post_invoices = True
+        end = date(2026, 1, 20)
+        sub = self.subscription_b
+        sub.end_date = end
+        cancelled = self._event(sub, 800, at(date(2026, 1, 5)))
+        self._rate(at(date(2026, 1, 6)))
+        last = self._invoices(sub)
+        last.with_context(fusion_billing_post_open_period=True).action_post()
+        cancelled.cancelled = True
+        self._rate(at(end, 1))
+
+        self.assertEqual(sub.state, "closed")
+        credit_note = self._invoices(sub) - last
+        self.assertEqual(len(credit_note), 1, "one document for the adjustments")
+        self.assertEqual(
+            (credit_note.move_type, credit_note.state), ("out_refund", "posted")
+        )
+        self.assertEqual(credit_note.amount_untaxed, 10.0)
+        self.assertEqual(
+            (credit_note.fusion_period_start, credit_note.fusion_period_end),
+            (end, end),
+        )
+        self.assertEqual(credit_note.fusion_service_id, self.service)
+        self._assert_told_as_credit_note(credit_note, "10.00")
+        self.assertEqual(
+            self._reconciled(sub, "2026-01").odoo_amount, last.amount_untaxed - 10.0
+        )
+
+    def test_a_negative_period_invoiced_at_its_close_is_a_credit_note_from_the_start(
+        self,
+    ):
+        """A period whose document is created by the run that closes it (no
+        fixed fee, no usage of its own, a cancellation of the period before)
+        is announced as the credit note it is closed as."""
+        self.service.write({"late_usage_policy": "adjust", "auto_post_invoices": True})
+        sub = self.subscription_a
+        sub.override_base_price = True  # at 0: no fixed fee
+        # Late enough to be cancelled at March's run (35 days by default).
+        calls = self._event(sub, 8000, at(date(2026, 1, 30)))
+        self._rate(at(FEB, 1))
+        january = self._invoices(sub)
+        self.assertEqual(january.amount_untaxed, 100.0)
+        calls.cancelled = True
+        self._rate(at(MAR, 1))
+
+        february = self._invoices(sub) - january
+        self.assertEqual(len(february), 1)
+        self.assertEqual((february.move_type, february.state), ("out_refund", "posted"))
+        self.assertEqual(february.fusion_period_start, FEB)
+        self._assert_told_as_credit_note(february, "100.00")
+        self.assertEqual(self._reconciled(sub, "2026-02").odoo_amount, -100.0)
 
     def test_late_usage_goes_by_the_plan_of_its_period_two_changes_ago(self):
         self.service.write({"late_usage_policy": "adjust", "auto_post_invoices": True})

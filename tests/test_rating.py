@@ -658,6 +658,34 @@ class TestRating(FusionBillingCase):
             self.assertEqual(len(self._webhooks("invoice.created", invoice)), 1)
             self.assertEqual(len(self._webhooks("invoice.finalized", invoice)), 1)
 
+    def test_an_invoice_created_by_a_failed_close_is_announced_by_the_next(self):
+        """The invoice of a period created by the run that closes it is
+        announced by the close; when the close fails, the invoice stays and
+        the close that succeeds announces it, once."""
+        sub = self.subscription_c
+        self._event(sub, self.metric_calls, 800, datetime(2026, 1, 9))
+
+        def failing(records, invoice):
+            raise RuntimeError("posting is broken")
+
+        with (
+            patch.object(FusionBillingSubscription, "_close_period", failing),
+            mute_logger("odoo.addons.fusion_billing.models.fusion_billing_rating"),
+        ):
+            self._rate(FEB)
+        invoice = self._invoices(sub)
+        self.assertEqual((invoice.state, invoice.amount_untaxed), ("draft", 10.0))
+        self.assertEqual(sub.rating_error, "posting is broken")
+        self.assertFalse(self._webhooks("invoice.created", invoice))
+
+        self._rate(date(2026, 2, 2))
+        self.assertEqual(sub.next_invoice_date, MAR)
+        self.assertEqual(self._invoices(sub), invoice)
+        created = self._webhooks("invoice.created", invoice)
+        self.assertEqual(len(created), 1)
+        self.assertIn('"amount_untaxed":"10.00"', created.body)
+        self.assertEqual(len(self._webhooks("invoice.finalized", invoice)), 1)
+
     # -- period close ---------------------------------------------------------
 
     def test_catch_up_over_three_periods(self):
