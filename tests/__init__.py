@@ -4,6 +4,7 @@ from . import test_analysis
 from . import test_back_office
 from . import test_models
 from . import test_period_lifecycle
+from . import test_plan_history_upgrade
 from . import test_portal
 from . import test_pricing
 from . import test_rating

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import importlib.util
 import uuid
 from contextlib import closing
 from datetime import date
@@ -6,6 +7,7 @@ from datetime import date
 from odoo import SUPERUSER_ID, Command, api
 from odoo.sql_db import db_connect
 from odoo.tests import TransactionCase, new_test_user
+from odoo.tools.misc import file_path
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
@@ -69,6 +71,16 @@ class FusionBillingCase(AccountTestInvoicingCommon):
         cls.subscription_b = cls._create_subscription(
             cls.service, cls.partner_b, cls.plan, "sub_b", date(2026, 1, 1)
         )
+
+    def _run_migration(self, version, installed):
+        """Run the upgrade script of ``version`` as an upgrade from the
+        ``installed`` version does; returns its module."""
+        path = file_path(f"fusion_billing/migrations/{version}/post-migration.py")
+        spec = importlib.util.spec_from_file_location("fusion_billing_migration", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        migration.migrate(self.env.cr, installed)
+        return migration
 
     @classmethod
     def _store_event(cls, subscription, metric, quantity, timestamp, **values):

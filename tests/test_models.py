@@ -1,5 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import importlib.util
 from unittest.mock import patch
 
 from psycopg2 import IntegrityError
@@ -8,7 +7,6 @@ from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
-from odoo.tools.misc import file_path
 
 from ..core import charges
 from .common import FusionBillingCase
@@ -399,14 +397,6 @@ class TestCompanySeparation(FusionBillingCase):
         Service = self.env["fusion.billing.service"]
         self.assertFalse(Service._authenticate_bearer(self.key))
 
-    def _run_migration(self, version):
-        path = file_path(f"fusion_billing/migrations/{version}/post-migration.py")
-        spec = importlib.util.spec_from_file_location("fusion_billing_migration", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
-        migration.migrate(self.env.cr, "19.0.1.0.0")
-        return migration
-
     def test_upgrade_from_1_0_0_separates_keys_by_company(self):
         rule = self.env.ref("fusion_billing.fusion_billing_service_api_keys_rule")
         installed_domain = rule.domain_force
@@ -417,7 +407,7 @@ class TestCompanySeparation(FusionBillingCase):
         keys = self._service_keys()
         foreign = self.Keys.with_user(self.foreign_manager)
         self.assertEqual(foreign.search([("id", "in", keys.ids)]), keys)
-        migration = self._run_migration("19.0.1.1.0")
+        migration = self._run_migration("19.0.1.1.0", "19.0.1.0.0")
         self.assertEqual(rule.domain_force, installed_domain)
         self.assertEqual(migration.DOMAIN, installed_domain)
         self.assertFalse(foreign.search([("id", "in", keys.ids)]))
@@ -425,7 +415,7 @@ class TestCompanySeparation(FusionBillingCase):
     def test_upgrade_keeps_a_key_rule_the_administrator_changed(self):
         rule = self.env.ref("fusion_billing.fusion_billing_service_api_keys_rule")
         rule.domain_force = "[('scope', '=', 'fusion_billing')]"
-        self._run_migration("19.0.1.1.0")
+        self._run_migration("19.0.1.1.0", "19.0.1.0.0")
         self.assertEqual(rule.domain_force, "[('scope', '=', 'fusion_billing')]")
 
     def test_manager_of_both_companies_sees_keys_of_the_active_ones(self):
