@@ -105,3 +105,26 @@ class TestOperators(FusionBillingCase):
             self.env["fusion.billing.subscription"].search(action["domain"]),
             self.subscription_a,
         )
+
+    def test_billing_user_opens_every_form(self):
+        """A billing user, with no accounting group of their own, reads every
+        field of the app's landing page and of the forms: the invoice counts
+        and billed amounts included."""
+        overview = self.env.ref(
+            "fusion_billing.fusion_billing_service_view_kanban_overview"
+        )
+        screens = (
+            (self.service, overview.id, "kanban"),
+            (self.service, False, "form"),
+            (self.customer_a, False, "form"),
+            (self.subscription_a, False, "form"),
+            (self.plan, False, "form"),
+            (self.charge_calls, False, "form"),
+            (self.metric_calls, False, "form"),
+        )
+        for record, view_id, view_type in screens:
+            as_user = record.with_user(self.billing_user)
+            views = as_user.get_views([(view_id, view_type)])
+            shown = list(views["models"][record._name]["fields"])
+            with self.subTest(model=record._name, view=view_type):
+                self.assertTrue(as_user.read(shown))
