@@ -343,7 +343,7 @@ _SUMMARY_GET = {
             "in": "query",
             "required": True,
             "description": "The subscription's external_ref.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "schema": summary.SUBSCRIPTION_REF.schema(),
             "example": "sub_1042",
         }
     ],

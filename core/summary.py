@@ -16,6 +16,8 @@ from . import usage
 from .money import to_decimal
 
 SUBSCRIPTION_PARAM = "subscription"
+# The rule of the events' own subscription field.
+SUBSCRIPTION_REF = usage.Text()
 # A charge of the plan cannot be priced yet (e.g. tiers still missing): the
 # rating fails on it too, so there is no figure to give.
 NOT_PRICEABLE = "subscription_not_priceable"
@@ -112,14 +114,19 @@ def _line(line: SummaryLine) -> dict[str, Any]:
 
 def parse_subscription_param(values: list[str]) -> str | usage.Reply:
     """The ``subscription`` query parameter, or the 400 answer when it is
-    missing, repeated or not a usable reference."""
-    if len(values) != 1 or not values[0] or len(values[0]) > 255:
+    missing, repeated or not a reference an event could name."""
+    if len(values) != 1:
         return usage.error_response(
             usage.INVALID_PAYLOAD,
             "give exactly one subscription=<external_ref> query parameter",
             400,
         )
-    return values[0]
+    try:
+        return SUBSCRIPTION_REF.check(values[0])
+    except usage.FieldError as error:
+        return usage.error_response(
+            usage.INVALID_PAYLOAD, f"{SUBSCRIPTION_PARAM}: {error}", 400
+        )
 
 
 def unknown_subscription(reference: str) -> usage.Reply:

@@ -147,6 +147,8 @@ class TestUsageSummary(FusionBillingCase, HttpCase):
             ("unknown key", {"key": "not-a-key"}, 401, "unauthenticated"),
             ("no parameter", {"reference": None}, 400, "invalid_payload"),
             ("post", {"method": "POST"}, 405, "method_not_allowed"),
+            ("NUL", {"reference": "sub%00a"}, 400, "invalid_payload"),
+            ("control", {"reference": "sub%0Aa"}, 400, "invalid_payload"),
         ]
         for label, kwargs, status, code in cases:
             with self.subTest(label):

@@ -46,7 +46,9 @@ def test_quantity_text_is_exact(quantity):
     assert Decimal(text) == quantity
 
 
-@pytest.mark.parametrize("values", [[], [""], ["a", "b"], ["x" * 256]])
+@pytest.mark.parametrize(
+    "values", [[], [""], ["a", "b"], ["x" * 256], ["\x00"], ["sub\n1"], ["\ud800"]]
+)
 def test_subscription_parameter_must_be_one_reference(values):
     reply = summary.parse_subscription_param(values)
     assert reply.http_status == 400
