@@ -63,6 +63,10 @@ class _DeadlineSocket:
     def __init__(self, sock: socket.socket, deadline: _Deadline):
         self._sock = sock
         self._deadline = deadline
+        # http.client closes the connection's socket as soon as the answer says
+        # "Connection: close", then reads the body from the file it made of
+        # it: as with a real socket, the last of the two closes it.
+        self._users = 1
 
     def _arm(self):
         self._sock.settimeout(self._deadline.remaining())
@@ -80,10 +84,13 @@ class _DeadlineSocket:
 
     def makefile(self, mode="rb"):
         assert mode == "rb", mode
+        self._users += 1
         return io.BufferedReader(_DeadlineReader(self))
 
     def close(self):
-        self._sock.close()
+        self._users -= 1
+        if not self._users:
+            self._sock.close()
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -96,6 +103,11 @@ class _DeadlineReader(io.RawIOBase):
 
     def readinto(self, buffer):
         return self._sock.recv_into(buffer)
+
+    def close(self):
+        if not self.closed:
+            self._sock.close()
+        super().close()
 
 
 class _PinnedHTTPSConnection(http.client.HTTPConnection):
@@ -165,8 +177,8 @@ def post(
             connection.request(
                 "POST", target.path_and_query, body=body, headers=request_headers
             )
-            response = connection.getresponse()
-            response.read(MAX_RESPONSE_BYTES)
+            with connection.getresponse() as response:
+                response.read(MAX_RESPONSE_BYTES)
             return Result(response.status, None, _elapsed_ms(started))
         except (OSError, http.client.HTTPException) as exc:
             error = _describe(exc)

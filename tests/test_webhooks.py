@@ -72,6 +72,13 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
                     return
             return
         self.send_response(server.status)
+        if server.answer:
+            # As many web frameworks answer: a body, and the connection closed.
+            self.send_header("Content-Length", str(len(server.answer)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(server.answer)
+            return
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -105,6 +112,7 @@ class ReceiverMixin:
         httpd.status = 204
         httpd.delay = 0
         httpd.trickle = 0
+        httpd.answer = b""
         httpd.release = threading.Event()
         threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
         cls.addClassCleanup(httpd.server_close)
@@ -136,6 +144,7 @@ class ReceiverMixin:
         self.httpd.status = 204
         self.httpd.delay = 0
         self.httpd.trickle = 0
+        self.httpd.answer = b""
         self.httpd.release.clear()
         # Unblocks a receiver still holding back an answer when the test ends.
         self.addCleanup(self.httpd.release.set)
@@ -194,6 +203,16 @@ class TestWebhookDelivery(ReceiverMixin, FusionBillingCase):
         self.assertEqual(len(self._received(event.event_id)), 1)
         self._deliver()
         self.assertEqual(len(self._received(event.event_id)), 1, "sent only once")
+
+    def test_2xx_that_closes_the_connection_marks_delivered(self):
+        event = self._queue()
+        self.httpd.status = 200
+        self.httpd.answer = b'{"received": true}'
+        self._deliver()
+        self.assertRecordValues(
+            event,
+            [{"state": "delivered", "last_status_code": 200, "last_error": False}],
+        )
 
     def test_events_wait_for_a_webhook_url(self):
         """Billing events of a service without URL are kept, not burnt through

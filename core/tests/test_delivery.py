@@ -45,6 +45,8 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             "/large": (200, {}),
         }.get(self.path, (204, {}))
         payload = b"x" * (1024 * 1024) if self.path == "/large" else b""
+        if self.path == "/close":
+            status, extra, payload = 200, {"Connection": "close"}, b"ok"
         self.send_response(status)
         for name, value in extra.items():
             self.send_header(name, value)
@@ -202,6 +204,13 @@ def test_redirect_is_not_followed(server, client_context):
     assert result.status_code == 302
     assert not delivery.is_success(result.status_code)
     assert [path for path, _, _ in server.received] == ["/redirect"]
+
+
+def test_answer_that_closes_the_connection_counts(server, client_context):
+    result = delivery.post(
+        server.target("/close"), BODY, {}, timeout=5, ssl_context=client_context
+    )
+    assert (result.status_code, result.error) == (200, None)
 
 
 def test_large_response_is_read_only_partly(server, client_context):
