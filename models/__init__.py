@@ -17,6 +17,7 @@ from . import fusion_billing_reconciliation
 from . import fusion_billing_reconciliation_summary
 from . import fusion_billing_revenue_report
 from . import fusion_billing_service
+from . import fusion_billing_service_secret
 from . import fusion_billing_subscription
 from . import fusion_billing_usage_event
 from . import fusion_billing_webhook_event

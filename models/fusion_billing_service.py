@@ -110,13 +110,15 @@ class FusionBillingService(models.Model):
         help="The webhook URL without its query string, which may carry a token.",
     )
     webhook_secret = fields.Char(
-        copy=False,
+        compute="_compute_webhook_secrets",
+        inverse="_inverse_webhook_secrets",
         groups="fusion_billing.group_fusion_billing_manager",
         help="Standard Webhooks secret ('whsec_' + base64). Share it with the app so "
         "it can verify signatures.",
     )
     webhook_previous_secret = fields.Char(
-        copy=False,
+        compute="_compute_webhook_secrets",
+        inverse="_inverse_webhook_secrets",
         groups="fusion_billing.group_fusion_billing_manager",
     )
     webhook_previous_secret_expiry = fields.Datetime(
@@ -327,6 +329,33 @@ class FusionBillingService(models.Model):
             raise ValidationError(
                 self.env._("Webhook URL refused: %(reason)s", reason=error)
             ) from error
+
+    def _secret_rows(self):
+        secrets = self.env["fusion.billing.service.secret"].sudo()
+        rows = secrets.search([("service_id", "in", self.ids)])
+        return {row.service_id.id: row for row in rows}
+
+    def _compute_webhook_secrets(self):
+        rows = self._secret_rows()
+        for service in self:
+            row = rows.get(service.id)
+            service.webhook_secret = row.webhook_secret if row else False
+            service.webhook_previous_secret = (
+                row.webhook_previous_secret if row else False
+            )
+
+    def _inverse_webhook_secrets(self):
+        rows = self._secret_rows()
+        for service in self:
+            values = {
+                "webhook_secret": service.webhook_secret,
+                "webhook_previous_secret": service.webhook_previous_secret,
+            }
+            if service.id in rows:
+                rows[service.id].write(values)
+            else:
+                secrets = self.env["fusion.billing.service.secret"].sudo()
+                secrets.create({"service_id": service.id, **values})
 
     @api.constrains("webhook_secret", "webhook_previous_secret")
     def _check_webhook_secret(self):

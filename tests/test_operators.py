@@ -1,11 +1,15 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import importlib.util
 import json
 from datetime import timedelta
 from unittest.mock import patch
 
+from psycopg2 import IntegrityError
+
 from odoo import Command, fields
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
+from odoo.tools import file_path, sql
 
 from .common import FusionBillingCase
 
@@ -128,3 +132,50 @@ class TestOperators(FusionBillingCase):
             shown = list(views["models"][record._name]["fields"])
             with self.subTest(model=record._name, view=view_type):
                 self.assertTrue(as_user.read(shown))
+
+    def test_a_refused_service_write_logs_no_secret(self):
+        """PostgreSQL quotes the row of a broken constraint in the error that
+        Odoo and PostgreSQL log: the service's row holds no secret."""
+        service = self.service.sudo()
+        service.action_rotate_webhook_secret()
+        secrets = (service.webhook_secret, service.webhook_previous_secret)
+        with (
+            self.assertLogs("odoo.sql_db", "ERROR") as logs,
+            self.assertRaises(IntegrityError),
+            self.env.cr.savepoint(),
+        ):
+            service.grace_period_hours = -1
+            self.env.flush_all()
+        self.assertIn("grace_period_hours", logs.output[0])
+        for secret in secrets:
+            self.assertNotIn(secret, "\n".join(logs.output))
+        Secrets = self.env["fusion.billing.service.secret"]
+        with self.assertRaises(AccessError):
+            Secrets.with_user(self.billing_manager).search([])
+
+    def test_upgrade_to_1_3_0_moves_the_secrets_off_the_service_row(self):
+        service = self.service.sudo()
+        old = (service.webhook_secret, "whsec_" + "B" * 32)
+        self.env["fusion.billing.service.secret"].sudo().search(
+            [("service_id", "=", service.id)]
+        ).unlink()
+        self.env.cr.execute(
+            "ALTER TABLE fusion_billing_service"
+            " ADD COLUMN webhook_secret varchar,"
+            " ADD COLUMN webhook_previous_secret varchar"
+        )
+        self.env.cr.execute(
+            "UPDATE fusion_billing_service"
+            " SET webhook_secret = %s, webhook_previous_secret = %s WHERE id = %s",
+            (*old, service.id),
+        )
+        path = file_path("fusion_billing/migrations/19.0.1.3.0/post-migration.py")
+        spec = importlib.util.spec_from_file_location("fusion_billing_1_3_0", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        migration.migrate(self.env.cr, "19.0.1.2.0")
+        self.env.invalidate_all()
+        self.assertEqual((service.webhook_secret, service.webhook_previous_secret), old)
+        self.assertFalse(
+            sql.column_exists(self.env.cr, "fusion_billing_service", "webhook_secret")
+        )
