@@ -182,8 +182,10 @@ class AccountMove(models.Model):
         for move in self:
             plan = move.fusion_subscription_id.plan_id
             start, end = move.fusion_period_start, move.fusion_period_end
+            # A plan written with no interval is refused by its own constraint
+            # when flushed: leave that error to it.
             full_end = (
-                plan
+                plan.interval_count > 0
                 and start
                 and periods.add_interval(start, plan.interval_unit, plan.interval_count)
             )

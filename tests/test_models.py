@@ -72,6 +72,21 @@ class TestDataModel(FusionBillingCase):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self._create_charge(self.plan, self.metric_storage, "package", unit_batch=0)
 
+    def test_plan_interval_must_be_positive_once_invoiced(self):
+        """The plan's constraint answers, not a computation of its invoices."""
+        self.env["account.move"].create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": self.partner_a.id,
+                "fusion_subscription_id": self.subscription_a.id,
+                "fusion_period_start": self.subscription_a.start_date,
+                "fusion_period_end": self.subscription_a.next_invoice_date,
+            }
+        )
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
+            self.plan.interval_count = 0
+            self.env.flush_all()
+
     def test_charge_currency_is_the_plan_currency(self):
         self.assertEqual(self.charge_calls.currency_id, self.plan.currency_id)
         self.assertTrue(self.charge_calls._fields["currency_id"].required)
