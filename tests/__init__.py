@@ -23,3 +23,4 @@ from . import test_pricing_display
 from . import test_guided_flows
 from . import test_operators
 from . import test_tours
+from . import test_query_counts

@@ -1,0 +1,407 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
+from datetime import date, datetime
+
+from dateutil.relativedelta import relativedelta
+from lxml import etree
+
+from odoo import Command
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from .common import FusionBillingCase
+
+FEW, MANY = 2, 20
+
+
+@tagged("post_install", "-at_install")
+class TestQueryCounts(FusionBillingCase, HttpCase):
+    """A billing admin's screens cost the same number of queries whether they
+    show 2 rows or 20: measured as the web client reads them (the view's fields
+    as a web_read specification), from a cold cache."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.partners = cls.env["res.partner"].create(
+            [{"name": f"Rows Partner {n}"} for n in range(MANY)]
+        )
+        cls.subscriptions = cls.subscription_a | cls.subscription_b
+        for n, partner in enumerate(cls.partners[: MANY - 2]):
+            cls.subscriptions |= cls._create_subscription(
+                cls.service, partner, cls.plan, f"sub_rows_{n}", date(2026, 1, 1)
+            )
+        cls.events = cls.env["fusion.billing.usage.event"]
+        for subscription in cls.subscriptions:
+            cls.events |= cls._store_event(
+                subscription, cls.metric_calls, 10, datetime(2026, 1, 5, 12)
+            )
+        cls.customers = cls.env["fusion.billing.customer"].search(
+            [("service_id", "=", cls.service.id)]
+        )
+        cls.metrics = cls.env["fusion.billing.metric"].create(
+            [
+                {
+                    "service_id": cls.service.id,
+                    "code": f"rows_metric_{n}",
+                    "name": f"Rows Metric {n}",
+                }
+                for n in range(MANY)
+            ]
+        )
+        # A plan per metric (one charge each), and the fixture's plan charging
+        # every metric: 21 charges.
+        cls.plans = cls.plan
+        for n, metric in enumerate(cls.metrics):
+            plan = cls.env["fusion.billing.plan"].create(
+                {
+                    "service_id": cls.service.id,
+                    "name": f"Rows Plan {n}",
+                    "code": f"rows_plan_{n}",
+                    "base_price": 10,
+                    "product_id": cls.product_fee.id,
+                }
+            )
+            cls._create_charge(plan, metric, "standard", unit_price=1)
+            cls.plans |= plan
+            cls._create_charge(cls.plan, metric, "standard", unit_price=0.5)
+        cls.services = cls.service | cls.env["fusion.billing.service"].create(
+            [
+                {"name": f"Rows Service {n}", "code": f"rows_service_{n}"}
+                for n in range(MANY - 1)
+            ]
+        )
+        invoice = cls.init_invoice("out_invoice", amounts=[100], post=True)
+        cls.webhooks = (
+            cls.env["fusion.billing.webhook.event"]
+            .sudo()
+            .create(
+                [
+                    {
+                        "service_id": cls.service.id,
+                        "event_type": "invoice.created",
+                        "body": json.dumps({"data": {"invoice": {"id": invoice.id}}}),
+                    }
+                    for _n in range(MANY)
+                ]
+            )
+        )
+        cls.rows = cls.env["fusion.billing.reconciliation"]
+        for n, partner in enumerate(cls.partners):
+            cls.rows |= cls._create_reconciliation_row(
+                partner, f"2025-{n % 12 + 1:02d}", odoo=10, external=10 + n % 2
+            )
+        cls.alerts = cls.env["fusion.billing.alert"].create(
+            [
+                {
+                    "name": f"Rows Alert {n}",
+                    "subscription_id": subscription.id,
+                    "threshold": 100,
+                }
+                for n, subscription in enumerate(cls.subscriptions)
+            ]
+        )
+        cls.credits = cls.env["fusion.billing.credit"].create(
+            [
+                {
+                    "name": f"Rows Credit {n}",
+                    "subscription_id": cls.subscription_a.id,
+                    "amount": 5,
+                }
+                for n in range(MANY)
+            ]
+        )
+
+    def _spec(self, model, view_type, arch=None):
+        """The specification the web client sends for the view: the arch's
+        fields, many2one with their display name, x2many with the fields of
+        their list (inline, or the co-model's default list)."""
+        Model = self.env[model]
+        if arch is None:
+            views = Model.get_views([(False, view_type)])["views"]
+            arch = etree.fromstring(views[view_type]["arch"])
+        level = arch.xpath("count(ancestor::field)")
+        spec = {}
+        for node in arch.xpath(f".//field[count(ancestor::field) = {level}]"):
+            name = node.get("name")
+            field = Model._fields[name]
+            if field.type == "many2one":
+                spec[name] = {"fields": {"display_name": {}}}
+            elif field.type in ("one2many", "many2many"):
+                sublist = node.xpath("./list")
+                if node.get("widget") == "many2many_tags":
+                    fields = {"display_name": {}}
+                elif sublist:
+                    fields = self._spec(field.comodel_name, "list", sublist[0])
+                else:
+                    fields = self._spec(field.comodel_name, "list")
+                spec[name] = {"fields": fields, "limit": 40}
+            else:
+                spec.setdefault(name, {})
+        return spec
+
+    def _queries(self, call):
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.cr.sql_log_count
+        call()
+        return self.cr.sql_log_count - before
+
+    def _list(self, records, view_type="list"):
+        Model = records.with_user(self.billing_manager).browse()
+        spec = self._spec(records._name, view_type)
+        return self._queries(
+            lambda: Model.web_search_read([("id", "in", records.ids)], spec, limit=80)
+        )
+
+    def _form(self, records):
+        records = records.with_user(self.billing_manager)
+        spec = self._spec(records._name, "form")
+        return self._queries(lambda: records.web_read(spec))
+
+    def assertConstantQueries(self, measure, few, many):
+        """``measure`` costs as many queries on ``many`` as on ``few``."""
+        measure(few)  # Odoo's own caches (languages, currencies) warm up
+        self.assertEqual(measure(many), measure(few))
+
+    def test_lists(self):
+        summaries = self.env["fusion.billing.reconciliation.summary"].search(
+            [("service_id", "=", self.service.id)]
+        )
+        for records in (
+            self.subscriptions,
+            self.customers,
+            self.services,
+            self.plans,
+            self.metrics,
+            self.events,
+            self.webhooks,
+            self.rows,
+            summaries,
+            self.alerts,
+            self.credits,
+        ):
+            with self.subTest(model=records._name):
+                self.assertGreaterEqual(len(records), 12)
+                self.assertConstantQueries(self._list, records[:FEW], records)
+
+    def test_overview_kanban(self):
+        self.assertConstantQueries(
+            lambda services: self._list(services, "kanban"),
+            self.services[:FEW],
+            self.services,
+        )
+
+    def test_forms_read_together(self):
+        """A form's fields computed for several records at once (a pager,
+        an export, an RPC read) are computed in batch."""
+        for records in (
+            self.subscriptions,
+            self.customers,
+            self.events,
+            self.webhooks,
+            self.rows,
+            self.alerts,
+            self.credits,
+            self.plans,
+        ):
+            with self.subTest(model=records._name):
+                self.assertConstantQueries(self._form, records[:FEW], records)
+
+    def test_customer_counts(self):
+        contact = self.env["res.partner"].create(
+            {"name": "Rows Contact", "parent_id": self.partner_a.id}
+        )
+        self._create_subscription(
+            self.service, contact, self.plan, "sub_rows_contact", date(2026, 1, 1)
+        )
+        self.init_invoice("out_invoice", partner=contact, amounts=[10]).write(
+            {"fusion_service_id": self.service.id}
+        )
+        self.assertConstantQueries(self._form, self.customers[:FEW], self.customers)
+        # The counts the smart buttons show are the records they open.
+        self.customers.invalidate_recordset(["subscription_count", "invoice_count"])
+        for customer in self.customers:
+            self.assertEqual(
+                (customer.subscription_count, customer.invoice_count),
+                (
+                    self.env["fusion.billing.subscription"].search_count(
+                        customer._subscription_domain()
+                    ),
+                    self.env["account.move"].search_count(customer._invoice_domain()),
+                ),
+            )
+        # sub_a and the contact's; the contact's invoice.
+        self.assertEqual(
+            (self.customer_a.subscription_count, self.customer_a.invoice_count), (2, 1)
+        )
+
+    def test_forms_with_lines(self):
+        # A service with 2 plans, metrics, customers and subscriptions, and the
+        # fixture's with 21 of each.
+        few = self._create_service("Rows Few", "rows_few")
+        for n in range(FEW):
+            metric = self._create_metric(few, f"few_{n}", "sum")
+            plan = self.env["fusion.billing.plan"].create(
+                {"service_id": few.id, "name": f"Few {n}", "code": f"few_{n}"}
+            )
+            self._create_charge(plan, metric, "standard", unit_price=1)
+            self._create_subscription(
+                few, self.partners[n], plan, f"sub_few_{n}", date(2026, 1, 1)
+            )
+        self.assertConstantQueries(self._form, few, self.service)
+        # A plan with 2 charges and one with 21; their subscriptions' forms
+        # list and price them.
+        two_charges = self.plans[1]
+        self._create_charge(two_charges, self.metric_calls, "standard", unit_price=2)
+        self.assertConstantQueries(self._form, two_charges, self.plan)
+        on_two_charges = self._create_subscription(
+            self.service, self.partners[1], two_charges, "sub_two", date(2026, 1, 1)
+        )
+        self._store_event(on_two_charges, self.metric_calls, 5, datetime(2026, 1, 6))
+        self.env["fusion.billing.credit"].create(
+            [
+                {"name": f"Two {n}", "subscription_id": on_two_charges.id, "amount": 5}
+                for n in range(FEW)
+            ]
+        )
+        self.env["fusion.billing.alert"].create(
+            {"name": "Two", "subscription_id": on_two_charges.id, "threshold": 1}
+        )
+        self.assertConstantQueries(self._form, on_two_charges, self.subscription_a)
+        # A charge with 2 tiers and one with 20.
+        few_tiers, many_tiers = (
+            self._create_charge(
+                plan,
+                self.metric_storage,
+                "graduated",
+                tiers=[
+                    {"up_to": 10 * (n + 1) if n < count - 1 else 0, "unit_price": 1}
+                    for n in range(count)
+                ],
+            )
+            for plan, count in ((self.plans[1], FEW), (self.plans[2], MANY))
+        )
+        self.assertConstantQueries(self._form, few_tiers, many_tiers)
+
+    def test_pivots(self):
+        # Usage by metric (the pivot's rows) and reconciliation by partner.
+        for metric in self.metrics:
+            self.events |= self._store_event(
+                self.subscription_a, metric, 1, datetime(2026, 1, 7)
+            )
+        Event = self.env["fusion.billing.usage.event"].with_user(self.billing_manager)
+
+        def usage_pivot(metrics):
+            return self._queries(
+                lambda: Event.formatted_read_group(
+                    [("id", "in", self.events.ids), ("metric_id", "in", metrics.ids)],
+                    ["metric_id", "timestamp:month"],
+                    ["quantity:sum"],
+                )
+            )
+
+        self.assertConstantQueries(usage_pivot, self.metrics[:FEW], self.metrics)
+        Row = self.env["fusion.billing.reconciliation"].with_user(self.billing_manager)
+
+        def reconciliation_pivot(rows):
+            return self._queries(
+                lambda: Row.formatted_read_group(
+                    [("id", "in", rows.ids)],
+                    ["partner_id", "period"],
+                    ["delta:sum"],
+                )
+            )
+
+        self.assertConstantQueries(reconciliation_pivot, self.rows[:FEW], self.rows)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalQueryCounts(FusionBillingCase, HttpCase):
+    """A portal customer's usage pages cost the same number of queries with 2
+    subscriptions (or invoices) as with 20."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.subscriptions = {}
+        for size, count in (("few", FEW), ("many", MANY)):
+            company = cls.env["res.partner"].create({"name": f"Portal {size}"})
+            new_test_user(
+                cls.env,
+                login=f"fb_rows_{size}",
+                groups="base.group_portal",
+                partner_id=cls.env["res.partner"]
+                .create({"name": f"Contact {size}", "parent_id": company.id})
+                .id,
+            )
+            subscriptions = cls.env["fusion.billing.subscription"]
+            for n in range(count):
+                subscriptions |= cls._create_subscription(
+                    cls.service, company, cls.plan, f"sub_{size}_{n}", date(2026, 1, 1)
+                )
+                cls._store_event(
+                    subscriptions[-1], cls.metric_calls, 3, datetime(2026, 1, 6)
+                )
+            # Posted invoices, listed on the first subscription's page.
+            starts = [date(2024, 1, 1) + relativedelta(months=n) for n in range(count)]
+            cls.env["account.move"].create(
+                [
+                    {
+                        "move_type": "out_invoice",
+                        "partner_id": company.id,
+                        "invoice_date": start,
+                        "fusion_subscription_id": subscriptions[0].id,
+                        "fusion_period_start": start,
+                        "fusion_period_end": start + relativedelta(months=1),
+                        "invoice_line_ids": [
+                            Command.create(
+                                {"product_id": cls.product_fee.id, "price_unit": 49}
+                            )
+                        ],
+                    }
+                    for start in starts
+                ]
+            ).with_context(fusion_billing_post_open_period=True).action_post()
+            cls.subscriptions[size] = subscriptions
+
+    def _page_queries(self, size, path):
+        self.authenticate(f"fb_rows_{size}", f"fb_rows_{size}")
+        path = path.format(self.subscriptions[size][0].id)
+        self.url_open(path)  # the user's own caches (groups, rules) warm up
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.cr.sql_log_count
+        response = self.url_open(path)
+        self.assertEqual(response.status_code, 200)
+        return self.cr.sql_log_count - before
+
+    def _counter_queries(self, size):
+        self.authenticate(f"fb_rows_{size}", f"fb_rows_{size}")
+
+        def counters():
+            return self.url_open(
+                "/my/counters",
+                data=json.dumps(
+                    {"jsonrpc": "2.0", "params": {"counters": ["fusion_usage_count"]}}
+                ),
+                headers={"Content-Type": "application/json"},
+            )
+
+        counters()
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.cr.sql_log_count
+        response = counters()
+        self.assertEqual(
+            response.json()["result"],
+            {"fusion_usage_count": len(self.subscriptions[size])},
+        )
+        return self.cr.sql_log_count - before
+
+    def test_pages(self):
+        for path in ("/my/usage", "/my/usage/{}", "/my"):
+            with self.subTest(path=path):
+                self.assertEqual(
+                    self._page_queries("many", path), self._page_queries("few", path)
+                )
+        self.assertEqual(self._counter_queries("many"), self._counter_queries("few"))
