@@ -430,7 +430,15 @@ class FusionBillingService(models.Model):
         """
         self.ensure_one()
         self.check_access("write")
-        expiration_date = fields.Datetime.to_datetime(expiration_date)
+        try:
+            expiration_date = fields.Datetime.to_datetime(expiration_date)
+        except ValueError:
+            raise UserError(
+                self.env._(
+                    "The expiration date must be a date and time,"
+                    " e.g. 2027-01-31 00:00:00."
+                )
+            ) from None
         if expiration_date and expiration_date <= fields.Datetime.now():
             raise UserError(self.env._("The expiration date must be in the future."))
         self._ensure_technical_user()

@@ -1225,7 +1225,12 @@ class FusionBillingSubscription(models.Model):
         ):
             raise AccessError(self.env._("Only billing managers change plans."))
         plan = self.env["fusion.billing.plan"].browse(int(plan))
-        effective_date = fields.Date.to_date(effective_date) or utc_now().date()
+        try:
+            effective_date = fields.Date.to_date(effective_date) or utc_now().date()
+        except ValueError:
+            raise UserError(
+                self.env._("The effective date must be a date, e.g. 2027-01-31.")
+            ) from None
         start, end = self._period_start(), self._period_end()
         if self.state != "active":
             raise UserError(self.env._("Only an active subscription changes plan."))

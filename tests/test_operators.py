@@ -7,7 +7,7 @@ from unittest.mock import patch
 from psycopg2 import IntegrityError
 
 from odoo import Command, fields
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 from odoo.tools import file_path, sql
 
@@ -30,6 +30,9 @@ class TestOperators(FusionBillingCase):
             self.service.message_ids[0].author_id, self.billing_manager.partner_id
         )
         service.api_key_ids.action_fusion_billing_revoke()
+        # Over RPC, dates come as text.
+        with self.assertRaisesRegex(UserError, "must be a date and time"):
+            service.generate_api_key("Staging", "next month")
         revoked = self._notes(self.service)[0]
         self.assertIn("Production", revoked)
         self.assertIn("revoked", revoked)

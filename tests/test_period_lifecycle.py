@@ -295,6 +295,9 @@ class TestPeriodLifecycle(FusionBillingCase):
         self.assertEqual(sub.plan_id, self.plan)
         with self.assertRaisesRegex(UserError, "must lie in the open period"):
             sub.change_plan(plus, FEB)
+        # Over RPC, dates come as text.
+        with self.assertRaisesRegex(UserError, "must be a date"):
+            sub.change_plan(plus.id, "31/01/2026")
         with self.assertRaises(AccessError):
             sub.with_user(self.billing_user).change_plan(plus, JAN)
 
