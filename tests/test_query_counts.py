@@ -13,6 +13,29 @@ from .common import FusionBillingCase
 FEW, MANY = 2, 20
 
 
+def post_invoices(env, subscription, count, product):
+    """``count`` posted invoices of ``subscription``, one a month from 2024."""
+    starts = [date(2024, 1, 1) + relativedelta(months=n) for n in range(count)]
+    invoices = env["account.move"].create(
+        [
+            {
+                "move_type": "out_invoice",
+                "partner_id": subscription.partner_id.id,
+                "invoice_date": start,
+                "fusion_subscription_id": subscription.id,
+                "fusion_period_start": start,
+                "fusion_period_end": start + relativedelta(months=1),
+                "invoice_line_ids": [
+                    Command.create({"product_id": product.id, "price_unit": 49})
+                ],
+            }
+            for start in starts
+        ]
+    )
+    invoices.with_context(fusion_billing_post_open_period=True).action_post()
+    return invoices
+
+
 @tagged("post_install", "-at_install")
 class TestQueryCounts(FusionBillingCase, HttpCase):
     """A billing admin's screens cost the same number of queries whether they
@@ -100,6 +123,7 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
                 for n, subscription in enumerate(cls.subscriptions)
             ]
         )
+        cls.invoices = post_invoices(cls.env, cls.subscription_b, MANY, cls.product_fee)
         cls.credits = cls.env["fusion.billing.credit"].create(
             [
                 {
@@ -111,13 +135,15 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
             ]
         )
 
-    def _spec(self, model, view_type, arch=None):
+    def _spec(self, model, view_type, arch=None, view=None):
         """The specification the web client sends for the view: the arch's
-        fields, many2one with their display name, x2many with the fields of
-        their list (inline, or the co-model's default list)."""
+        fields, many2one with their display name, a form's x2many with the
+        fields of their list (inline, or the co-model's default list), others
+        as tags."""
         Model = self.env[model]
         if arch is None:
-            views = Model.get_views([(False, view_type)])["views"]
+            view_id = view and self.env.ref(view).id
+            views = Model.get_views([(view_id, view_type)])["views"]
             arch = etree.fromstring(views[view_type]["arch"])
         level = arch.xpath("count(ancestor::field)")
         spec = {}
@@ -128,12 +154,12 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
                 spec[name] = {"fields": {"display_name": {}}}
             elif field.type in ("one2many", "many2many"):
                 sublist = node.xpath("./list")
-                if node.get("widget") == "many2many_tags":
-                    fields = {"display_name": {}}
-                elif sublist:
+                if sublist:
                     fields = self._spec(field.comodel_name, "list", sublist[0])
-                else:
+                elif arch.tag == "form" and not node.get("widget"):
                     fields = self._spec(field.comodel_name, "list")
+                else:
+                    fields = {"display_name": {}}
                 spec[name] = {"fields": fields, "limit": 40}
             else:
                 spec.setdefault(name, {})
@@ -146,9 +172,9 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
         call()
         return self.cr.sql_log_count - before
 
-    def _list(self, records, view_type="list"):
+    def _list(self, records, view_type="list", view=None):
         Model = records.with_user(self.billing_manager).browse()
-        spec = self._spec(records._name, view_type)
+        spec = self._spec(records._name, view_type, view=view)
         return self._queries(
             lambda: Model.web_search_read([("id", "in", records.ids)], spec, limit=80)
         )
@@ -183,6 +209,24 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
             with self.subTest(model=records._name):
                 self.assertGreaterEqual(len(records), 12)
                 self.assertConstantQueries(self._list, records[:FEW], records)
+
+    def test_invoice_lists(self):
+        """Usage Invoices, and the reconciliation's invoices and lines."""
+        lines = self.invoices.invoice_line_ids
+        for records, view in (
+            (self.invoices, None),
+            (
+                self.invoices,
+                "fusion_billing.fusion_billing_reconciliation_invoice_view_list",
+            ),
+            (lines, "fusion_billing.fusion_billing_reconciliation_line_view_list"),
+        ):
+            with self.subTest(view=view):
+                self.assertConstantQueries(
+                    lambda rows, view=view: self._list(rows, view=view),
+                    records[:FEW],
+                    records,
+                )
 
     def test_overview_kanban(self):
         self.assertConstantQueries(
@@ -343,25 +387,7 @@ class TestPortalQueryCounts(FusionBillingCase, HttpCase):
                     subscriptions[-1], cls.metric_calls, 3, datetime(2026, 1, 6)
                 )
             # Posted invoices, listed on the first subscription's page.
-            starts = [date(2024, 1, 1) + relativedelta(months=n) for n in range(count)]
-            cls.env["account.move"].create(
-                [
-                    {
-                        "move_type": "out_invoice",
-                        "partner_id": company.id,
-                        "invoice_date": start,
-                        "fusion_subscription_id": subscriptions[0].id,
-                        "fusion_period_start": start,
-                        "fusion_period_end": start + relativedelta(months=1),
-                        "invoice_line_ids": [
-                            Command.create(
-                                {"product_id": cls.product_fee.id, "price_unit": 49}
-                            )
-                        ],
-                    }
-                    for start in starts
-                ]
-            ).with_context(fusion_billing_post_open_period=True).action_post()
+            post_invoices(cls.env, subscriptions[0], count, cls.product_fee)
             cls.subscriptions[size] = subscriptions
 
     def _page_queries(self, size, path):
