@@ -1,5 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import importlib.util
 import json
 from datetime import timedelta
 from unittest.mock import patch
@@ -9,7 +8,7 @@ from psycopg2 import IntegrityError
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
-from odoo.tools import file_path, sql
+from odoo.tools import sql
 
 from .common import FusionBillingCase
 
@@ -172,11 +171,7 @@ class TestOperators(FusionBillingCase):
             " SET webhook_secret = %s, webhook_previous_secret = %s WHERE id = %s",
             (*old, service.id),
         )
-        path = file_path("fusion_billing/migrations/19.0.1.3.0/post-migration.py")
-        spec = importlib.util.spec_from_file_location("fusion_billing_1_3_0", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
-        migration.migrate(self.env.cr, "19.0.1.2.0")
+        self._run_migration("19.0.1.3.0", "19.0.1.2.0")
         self.env.invalidate_all()
         self.assertEqual((service.webhook_secret, service.webhook_previous_secret), old)
         self.assertFalse(
