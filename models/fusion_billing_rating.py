@@ -152,11 +152,13 @@ class FusionBillingRating(models.AbstractModel):
                 own[charge.subscription_id, charge.plan_id, charge.metric_id] = charge
             else:
                 plan_charges[charge.plan_id].append(charge)
+        # Each period's charges prefetch with all of them: their filters and
+        # tiers are read once for every period, not once per plan.
         return [
             charges.browse(
                 own.get((period.subscription, period.plan, charge.metric_id), charge).id
                 for charge in plan_charges[period.plan]
-            )
+            ).with_prefetch(charges._prefetch_ids)
             for period in billing_periods
         ]
 

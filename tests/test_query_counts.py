@@ -229,9 +229,25 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
                 )
 
     def test_overview_kanban(self):
+        # Every card with an active subscription estimated, half of them in
+        # another currency, converted for the card.
+        other_currency = self.setup_other_currency("EUR")
+        for n, service in enumerate(self.services[1:]):
+            if n % 2:
+                service.currency_id = other_currency
+            metric = self._create_metric(service, "calls", "sum")
+            plan = self.env["fusion.billing.plan"].create(
+                {"service_id": service.id, "name": "Card", "code": "card"}
+            )
+            self._create_charge(plan, metric, "standard", unit_price=1)
+            subscription = self._create_subscription(
+                service, self.partner_a, plan, "sub_card", date(2026, 1, 1)
+            )
+            self._store_event(subscription, metric, 7, datetime(2026, 1, 5))
+        # The conversion rate is read once per currency: both sets have two.
         self.assertConstantQueries(
             lambda services: self._list(services, "kanban"),
-            self.services[:FEW],
+            self.services[1:3],
             self.services,
         )
 
