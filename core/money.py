@@ -111,3 +111,26 @@ def bounded_quantity(value):
     if quantity.as_tuple().exponent >= -QUANTITY_PLACES:
         return quantity
     return quantity.quantize(_QUANTITY_QUANTUM, context=_QUANTITY_CONTEXT)
+
+
+# Odoo's accounting computes in binary floats: past about 10^13 a float no
+# longer holds amounts to the cent, and Odoo refuses the invoice as "not
+# balanced". Invoices stay below this, with room for taxes.
+MAX_INVOICE_AMOUNT = Decimal(10) ** 12
+
+
+def bookable(amounts):
+    """Whether Odoo books every one of ``amounts`` (and their sum) exactly.
+
+    >>> bookable([Decimal("999999999999.99"), Decimal("-5")])
+    True
+    >>> bookable([Decimal("1000000000000")])
+    False
+    >>> bookable([Decimal("800000000000"), Decimal("800000000000")])
+    False
+    """
+    amounts = list(amounts)
+    return all(
+        abs(amount) < MAX_INVOICE_AMOUNT
+        for amount in [*amounts, sum(amounts, Decimal(0))]
+    )

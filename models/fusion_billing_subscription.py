@@ -9,7 +9,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, format_date, formatLang
 
-from ..core import charts, periods, pricing, summary
+from ..core import charts, money, periods, pricing, summary
 from ..core.money import round_money, to_decimal
 from .account_move import PERIOD_MOVE_TYPES
 from .fusion_billing_rating import (
@@ -385,6 +385,17 @@ class FusionBillingSubscription(models.Model):
         self.ensure_one()
         if invoice.state == "posted":
             return None
+        if not money.bookable(line.amount for line in rating.lines):
+            raise UserError(
+                self.env._(
+                    "The period from %(start)s bills %(amount)s, beyond the "
+                    "%(limit)s an Odoo invoice holds to the cent: check its usage "
+                    "(cancel events sent in error).",
+                    start=rating.period.start,
+                    amount=rating.amount,
+                    limit=money.MAX_INVOICE_AMOUNT,
+                )
+            )
         if invoice:
             self._update_period_invoice(rating.period, invoice, rating.lines)
             if rating.in_place:

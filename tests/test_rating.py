@@ -912,6 +912,29 @@ class TestRating(FusionBillingCase):
         )
         self.assertEqual(sub.next_invoice_date, MAR)
 
+    def test_a_bill_beyond_what_odoo_books_is_a_clear_rating_error(self):
+        """10^15 calls (the most one event may carry) at 0.0125 bill
+        1.25 x 10^13, where Odoo's float accounting refuses the invoice as "not
+        balanced". The period is refused saying what to do, the other
+        subscriptions are invoiced, and nothing is written for it."""
+        huge = self._event(
+            self.subscription_a, self.metric_calls, 10**15, datetime(2026, 1, 9)
+        )
+        self._event(self.subscription_b, self.metric_calls, 100, datetime(2026, 1, 9))
+        self._rate(FEB)
+        self.assertIn(
+            "an Odoo invoice holds to the cent", self.subscription_a.rating_error
+        )
+        self.assertIn("12500000000049.00", self.subscription_a.rating_error)
+        self.assertFalse(self._invoices(self.subscription_a))
+        self.assertEqual(self.subscription_a.next_invoice_date, FEB)
+        self.assertFalse(self.subscription_b.rating_error)
+        self.assertTrue(self._invoices(self.subscription_b))
+        huge.cancelled = True
+        self._rate(FEB)
+        self.assertFalse(self.subscription_a.rating_error)
+        self.assertEqual(self._invoices(self.subscription_a)[0].amount_untaxed, 49)
+
     # -- companies -----------------------------------------------------------------
 
     def test_the_cron_rates_every_company_in_that_company(self):
