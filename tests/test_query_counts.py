@@ -394,14 +394,38 @@ class TestPortalQueryCounts(FusionBillingCase, HttpCase):
                 .create({"name": f"Contact {size}", "parent_id": company.id})
                 .id,
             )
+            # Each subscription on a plan of its own, priced by region.
             subscriptions = cls.env["fusion.billing.subscription"]
             for n in range(count):
+                plan = cls.env["fusion.billing.plan"].create(
+                    {
+                        "service_id": cls.service.id,
+                        "name": f"Portal {size} {n}",
+                        "code": f"portal_{size}_{n}",
+                    }
+                )
+                charge = cls._create_charge(
+                    plan, cls.metric_calls, "standard", unit_price=1
+                )
+                cls.env["fusion.billing.charge.filter"].create(
+                    {
+                        "charge_id": charge.id,
+                        "property_name": "region",
+                        "values": "eu",
+                        "unit_price": 2,
+                    }
+                )
                 subscriptions |= cls._create_subscription(
-                    cls.service, company, cls.plan, f"sub_{size}_{n}", date(2026, 1, 1)
+                    cls.service, company, plan, f"sub_{size}_{n}", date(2026, 1, 1)
                 )
-                cls._store_event(
-                    subscriptions[-1], cls.metric_calls, 3, datetime(2026, 1, 6)
-                )
+                for region in ("eu", "us"):
+                    cls._store_event(
+                        subscriptions[-1],
+                        cls.metric_calls,
+                        3,
+                        datetime(2026, 1, 6),
+                        properties={"region": region},
+                    )
             # Posted invoices, listed on the first subscription's page.
             post_invoices(cls.env, subscriptions[0], count, cls.product_fee)
             cls.subscriptions[size] = subscriptions
