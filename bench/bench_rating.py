@@ -361,10 +361,10 @@ def run_cron(registry, rating_model_class, workers=1):
     aggregation = {"seconds": 0.0}
     original = rating_model_class._aggregate
 
-    def timed(records, billing_periods, errors):
+    def timed(records, *args, **kwargs):
         started = time.perf_counter()
         try:
-            return original(records, billing_periods, errors)
+            return original(records, *args, **kwargs)
         finally:
             aggregation["seconds"] += time.perf_counter() - started
 
