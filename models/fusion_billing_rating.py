@@ -686,22 +686,26 @@ class FusionBillingRating(models.AbstractModel):
             return {}
         moves = self.env["account.move"]
         items = list(new_invoice_values.items())
+
+        def created_invoice(key, subscription, invoice):
+            if key not in closing:
+                subscription._queue_invoice_event("invoice.created", invoice)
+            return invoice
+
         try:
             with self.env.cr.savepoint():
                 invoices = moves.create([values for _key, (_sub, values) in items])
-                created = {}
-                for (key, (subscription, _values)), invoice in zip(
-                    items, invoices, strict=True
-                ):
-                    if key not in closing:
-                        subscription._queue_invoice_event("invoice.created", invoice)
-                    created[key] = invoice
+                created = {
+                    key: created_invoice(key, subscription, invoice)
+                    for (key, (subscription, _values)), invoice in zip(
+                        items, invoices, strict=True
+                    )
+                }
         except Exception:  # retried one by one below, which records the culprit
             created = {}
             for key, (subscription, values) in items:
                 with self._rating_guard(subscription, errors):
-                    invoice = moves.create(values)
-                    if key not in closing:
-                        subscription._queue_invoice_event("invoice.created", invoice)
-                    created[key] = invoice
+                    created[key] = created_invoice(
+                        key, subscription, moves.create(values)
+                    )
         return created
