@@ -604,20 +604,25 @@ class FusionBillingSubscription(models.Model):
                     "fusion_line_part": 0,
                 }
             ]
+
+        def part_values(part, name, **values):
+            return {
+                **common,
+                "name": name,
+                "quantity": float(part.quantity),
+                "price_unit": float(part.price_unit),
+                "fusion_line_part": part.part,
+                **values,
+            }
+
+        def part_text(part):
+            return charge._invoice_line_text(
+                part, rated_line.quantity, rated_line.charge_filter
+            )
+
         if len(parts) == 1:
             (part,) = parts
-            return [
-                {
-                    **common,
-                    "name": f"{heading}\n"
-                    + charge._invoice_line_text(
-                        part, rated_line.quantity, rated_line.charge_filter
-                    ),
-                    "quantity": float(part.quantity),
-                    "price_unit": float(part.price_unit),
-                    "fusion_line_part": part.part,
-                }
-            ]
+            return [part_values(part, f"{heading}\n{part_text(part)}")]
         sequence = SECTION_SEQUENCE + 100 * position
         section = {
             **common,
@@ -632,16 +637,7 @@ class FusionBillingSubscription(models.Model):
         return [
             section,
             *(
-                {
-                    **common,
-                    "name": charge._invoice_line_text(
-                        part, rated_line.quantity, rated_line.charge_filter
-                    ),
-                    "quantity": float(part.quantity),
-                    "price_unit": float(part.price_unit),
-                    "fusion_line_part": part.part,
-                    "sequence": sequence + index,
-                }
+                part_values(part, part_text(part), sequence=sequence + index)
                 for index, part in enumerate(parts, start=1)
             ),
         ]
