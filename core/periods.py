@@ -1,5 +1,6 @@
 """Billing period arithmetic: anchored interval series and UTC windows."""
 
+import bisect
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -138,6 +139,22 @@ def period_label(day):
     '2024-03'
     """
     return f"{day.year:04d}-{day.month:02d}"
+
+
+def in_force(firsts, moment):
+    """The index of what is in force at ``moment`` among things in force from
+    each of ``firsts`` (ascending) until the next: the last one starting at or
+    before it, None before the first.
+
+    >>> in_force([date(2026, 1, 1), date(2026, 2, 11)], date(2026, 2, 11))
+    1
+    >>> in_force([date(2026, 1, 1), date(2026, 2, 11)], date(2026, 2, 10))
+    0
+    >>> in_force([date(2026, 1, 1)], date(2025, 12, 31)) is None
+    True
+    """
+    index = bisect.bisect_right(firsts, moment) - 1
+    return index if index >= 0 else None
 
 
 def _midnight_utc(day):

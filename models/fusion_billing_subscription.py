@@ -700,10 +700,7 @@ class FusionBillingSubscription(models.Model):
 
         def segment_at(start):
             """(first day, plan, anchor, end) of the plan in force at start."""
-            index = max(
-                (i for i, segment in enumerate(segments) if segment[0] <= start),
-                default=0,
-            )
+            index = periods.in_force([segment[0] for segment in segments], start) or 0
             end = segments[index + 1][0] if index + 1 < len(segments) else first_open
             return (*segments[index], end)
 

@@ -9,7 +9,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 from odoo.tools.misc import format_datetime
 
-from ..core import money, usage
+from ..core import money, periods, usage
 from .fusion_billing_rating import RATEABLE
 
 # Caller-given values of these are never trusted: they follow the subscription.
@@ -412,12 +412,9 @@ class FusionBillingUsageEvent(models.Model):
         subscription's plan history from before it (late usage of a closed
         period goes by the plan that period was billed on); its plan when it
         has no history."""
-        plan_id = subscription["plan_id"]
-        for first, history_plan_id in subscription["plans"]:
-            if timestamp < first:
-                break
-            plan_id = history_plan_id
-        return plan_id
+        plans = subscription["plans"]
+        index = periods.in_force([first for first, _plan in plans], timestamp)
+        return subscription["plan_id"] if index is None else plans[index][1]
 
     @api.model
     def _late_start(self, lookup, subscription, now):
