@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import json
-from datetime import date, datetime
+from datetime import date, datetime, time, timezone
 
 from dateutil.relativedelta import relativedelta
 from lxml import etree
@@ -342,6 +342,65 @@ class TestQueryCounts(FusionBillingCase, HttpCase):
             for plan, count in ((self.plans[1], FEW), (self.plans[2], MANY))
         )
         self.assertConstantQueries(self._form, few_tiers, many_tiers)
+
+    def test_forms_used_by_and_triggered(self):
+        """A credit's "Used by" invoices and an alert's "Triggered" periods,
+        2 and 20 of them, as rating leaves them: a subscription behind by 2
+        months and one behind by 20, usage in each month, a credit and a calls
+        alert each, rated once."""
+        plan = self.env["fusion.billing.plan"].create(
+            {
+                "service_id": self.service.id,
+                "name": "Prepaid",
+                "code": "rows_prepaid",
+                "base_price": 10,
+                "product_id": self.product_fee.id,
+            }
+        )
+        self._create_charge(plan, self.metric_calls, "standard", unit_price=1)
+        prepaid_credits = self.env["fusion.billing.credit"]
+        alerts = self.env["fusion.billing.alert"]
+        for partner, months in ((self.partners[0], FEW), (self.partners[1], MANY)):
+            start = date(2025, 9, 1) - relativedelta(months=months)
+            subscription = self._create_subscription(
+                self.service, partner, plan, f"sub_prepaid_{months}", start
+            )
+            for month in range(months):
+                self._store_event(
+                    subscription,
+                    self.metric_calls,
+                    5,
+                    datetime.combine(
+                        start + relativedelta(months=month, day=10), time()
+                    ),
+                )
+            prepaid_credits |= prepaid_credits.create(
+                {"name": "Prepaid", "subscription_id": subscription.id, "amount": 1000}
+            )
+            alerts |= alerts.create(
+                {
+                    "name": "5 calls",
+                    "subscription_id": subscription.id,
+                    "metric_id": self.metric_calls.id,
+                    "threshold": 5,
+                }
+            )
+        # Each month closes with its invoice, which uses the credit; the open
+        # September has no usage, which triggers nothing.
+        self.env["fusion.billing.rating"]._rate_subscriptions(
+            prepaid_credits.subscription_id.ids,
+            now=datetime(2025, 9, 1, 1, tzinfo=timezone.utc),
+        )
+        self.assertEqual(
+            [
+                (len(c.consumption_ids), len(a.trigger_ids))
+                for c, a in zip(prepaid_credits, alerts, strict=True)
+            ],
+            [(FEW, FEW), (MANY, MANY)],
+        )
+        for records in (prepaid_credits, alerts):
+            with self.subTest(model=records._name):
+                self.assertConstantQueries(self._form, records[0], records[1])
 
     def test_pivots(self):
         # Usage by metric (the pivot's rows) and reconciliation by partner.
