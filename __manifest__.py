@@ -4,7 +4,7 @@
     "name": "Fusion Billing",
     "summary": "Usage-based billing hub for your own apps: metered usage, "
     "rating into draft invoices, signed webhooks, dual-run reconciliation",
-    "version": "19.0.1.3.0",
+    "version": "19.0.1.4.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/fusion-billing/fusion_billing",
     "author": "fusion_billing contributors",

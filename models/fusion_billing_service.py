@@ -30,6 +30,8 @@ KEY_USE_INTERVAL = 3600
 _key_use_noted = OrderedDict()
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ALLOWED_HOSTS_PARAM = "fusion_billing.webhook_allowed_hosts"
+# The service's fields kept in its fusion.billing.service.secret row.
+WEBHOOK_SETTINGS = ("webhook_url", "webhook_secret", "webhook_previous_secret")
 # Usage events deleted per transaction by the retention cron.
 PURGE_BATCH_SIZE = 5000
 
@@ -102,6 +104,8 @@ class FusionBillingService(models.Model):
     # Not tracked and for managers only: its query string may carry a token.
     webhook_url = fields.Char(
         string="Webhook URL",
+        compute="_compute_webhook_settings",
+        inverse="_inverse_webhook_url",
         groups="fusion_billing.group_fusion_billing_manager",
         help="HTTPS endpoint of the app receiving signed billing events.",
     )
@@ -110,15 +114,15 @@ class FusionBillingService(models.Model):
         help="The webhook URL without its query string, which may carry a token.",
     )
     webhook_secret = fields.Char(
-        compute="_compute_webhook_secrets",
-        inverse="_inverse_webhook_secrets",
+        compute="_compute_webhook_settings",
+        inverse="_inverse_webhook_secret",
         groups="fusion_billing.group_fusion_billing_manager",
         help="Standard Webhooks secret ('whsec_' + base64). Share it with the app so "
         "it can verify signatures.",
     )
     webhook_previous_secret = fields.Char(
-        compute="_compute_webhook_secrets",
-        inverse="_inverse_webhook_secrets",
+        compute="_compute_webhook_settings",
+        inverse="_inverse_webhook_previous_secret",
         groups="fusion_billing.group_fusion_billing_manager",
     )
     webhook_previous_secret_expiry = fields.Datetime(
@@ -335,27 +339,32 @@ class FusionBillingService(models.Model):
         rows = secrets.search([("service_id", "in", self.ids)])
         return {row.service_id.id: row for row in rows}
 
-    def _compute_webhook_secrets(self):
+    def _compute_webhook_settings(self):
         rows = self._secret_rows()
         for service in self:
             row = rows.get(service.id)
-            service.webhook_secret = row.webhook_secret if row else False
-            service.webhook_previous_secret = (
-                row.webhook_previous_secret if row else False
-            )
+            for name in WEBHOOK_SETTINGS:
+                service[name] = row[name] if row else False
 
-    def _inverse_webhook_secrets(self):
+    # One inverse per field: Odoo calls those of the written fields only, while
+    # the fields sharing their inverse read as empty.
+    def _inverse_webhook_url(self):
+        self._store_webhook_setting("webhook_url")
+
+    def _inverse_webhook_secret(self):
+        self._store_webhook_setting("webhook_secret")
+
+    def _inverse_webhook_previous_secret(self):
+        self._store_webhook_setting("webhook_previous_secret")
+
+    def _store_webhook_setting(self, name):
         rows = self._secret_rows()
+        secrets = self.env["fusion.billing.service.secret"].sudo()
         for service in self:
-            values = {
-                "webhook_secret": service.webhook_secret,
-                "webhook_previous_secret": service.webhook_previous_secret,
-            }
             if service.id in rows:
-                rows[service.id].write(values)
+                rows[service.id][name] = service[name]
             else:
-                secrets = self.env["fusion.billing.service.secret"].sudo()
-                secrets.create({"service_id": service.id, **values})
+                secrets.create({"service_id": service.id, name: service[name]})
 
     @api.constrains("webhook_secret", "webhook_previous_secret")
     def _check_webhook_secret(self):

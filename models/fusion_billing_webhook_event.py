@@ -283,11 +283,16 @@ class FusionBillingWebhookEvent(models.Model):
 
     @api.model
     def _count_due(self):
+        addressed = (
+            self.env["fusion.billing.service.secret"]
+            .sudo()
+            ._search([("webhook_url", "!=", False)])
+        )
         return self.search_count(
             [
                 ("state", "=", "pending"),
                 ("next_attempt_at", "<=", fields.Datetime.now()),
-                ("service_id.webhook_url", "!=", False),
+                ("service_id", "in", addressed.subselect("service_id")),
             ]
         )
 
@@ -297,7 +302,7 @@ class FusionBillingWebhookEvent(models.Model):
         worker has locked; the attempt is counted now, before the call."""
         now = fields.Datetime.now()
         self.flush_model()
-        self.env["fusion.billing.service"].flush_model(["webhook_url"])
+        self.env["fusion.billing.service.secret"].flush_model(["webhook_url"])
         # A savepoint, so that a serialization failure leaves the transaction
         # usable for the caller to commit and start afresh.
         with self.env.cr.savepoint(flush=False):
@@ -311,8 +316,9 @@ class FusionBillingWebhookEvent(models.Model):
                            SELECT e.id
                              FROM fusion_billing_webhook_event e
                              -- Events of a service without URL wait for one.
-                             JOIN fusion_billing_service s
-                               ON s.id = e.service_id AND s.webhook_url != ''
+                             JOIN fusion_billing_service_secret s
+                               ON s.service_id = e.service_id
+                              AND s.webhook_url != ''
                             WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
                             ORDER BY e.next_attempt_at, e.id
                             LIMIT 1

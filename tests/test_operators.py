@@ -10,6 +10,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 from odoo.tools import sql
 
+from ..core import signing
 from .common import FusionBillingCase
 
 
@@ -135,12 +136,46 @@ class TestOperators(FusionBillingCase):
             with self.subTest(model=record._name, view=view_type):
                 self.assertTrue(as_user.read(shown))
 
+    def test_each_webhook_setting_is_written_alone(self):
+        """Setting the URL, or only the previous secret, keeps the others
+        (none of them read before, as in a request of its own)."""
+        service = self.service.sudo()
+        secret = service.webhook_secret
+        previous = signing.generate_secret()
+        self.env.invalidate_all()
+        with patch.object(
+            self.registry["fusion.billing.webhook.event"],
+            "_webhook_resolver",
+            lambda self: lambda host, port: ["93.184.215.14"],
+        ):
+            service.webhook_url = "https://billing.example.com/hooks"
+        self.env.invalidate_all()
+        service.webhook_previous_secret = previous
+        self.env.invalidate_all()
+        self.assertRecordValues(
+            service,
+            [
+                {
+                    "webhook_url": "https://billing.example.com/hooks",
+                    "webhook_secret": secret,
+                    "webhook_previous_secret": previous,
+                }
+            ],
+        )
+
     def test_a_refused_service_write_logs_no_secret(self):
         """PostgreSQL quotes the row of a broken constraint in the error that
-        Odoo and PostgreSQL log: the service's row holds no secret."""
+        Odoo and PostgreSQL log: the service's row holds no secret, nor the
+        webhook URL's token."""
         service = self.service.sudo()
+        with patch.object(
+            self.registry["fusion.billing.webhook.event"],
+            "_webhook_resolver",
+            lambda self: lambda host, port: ["93.184.215.14"],
+        ):
+            service.webhook_url = "https://billing.example.com/hooks?token=t0k3n"
         service.action_rotate_webhook_secret()
-        secrets = (service.webhook_secret, service.webhook_previous_secret)
+        secrets = (service.webhook_secret, service.webhook_previous_secret, "t0k3n")
         with (
             self.assertLogs("odoo.sql_db", "ERROR") as logs,
             self.assertRaises(IntegrityError),
@@ -176,4 +211,34 @@ class TestOperators(FusionBillingCase):
         self.assertEqual((service.webhook_secret, service.webhook_previous_secret), old)
         self.assertFalse(
             sql.column_exists(self.env.cr, "fusion_billing_service", "webhook_secret")
+        )
+
+    def test_upgrade_to_1_4_0_moves_the_webhook_url_off_the_service_row(self):
+        """Into the service's existing secrets row, or a new one."""
+        Service = self.env["fusion.billing.service"].sudo()
+        with_secrets = self.service.sudo()
+        secret = with_secrets.webhook_secret
+        without_secrets = Service.create({"name": "No secrets", "code": "no-secrets"})
+        Secrets = self.env["fusion.billing.service.secret"].sudo()
+        Secrets.search([("service_id", "=", without_secrets.id)]).unlink()
+        self.env.cr.execute(
+            "ALTER TABLE fusion_billing_service ADD COLUMN webhook_url varchar"
+        )
+        urls = {
+            with_secrets: "https://billing.example.com/hooks?token=a",
+            without_secrets: "https://billing.example.com/other",
+        }
+        for service, url in urls.items():
+            self.env.cr.execute(
+                "UPDATE fusion_billing_service SET webhook_url = %s WHERE id = %s",
+                (url, service.id),
+            )
+        self._run_migration("19.0.1.4.0", "19.0.1.3.0")
+        self.env.invalidate_all()
+        for service, url in urls.items():
+            self.assertEqual(service.webhook_url, url)
+        self.assertEqual(with_secrets.webhook_secret, secret)
+        self.assertFalse(without_secrets.webhook_secret)
+        self.assertFalse(
+            sql.column_exists(self.env.cr, "fusion_billing_service", "webhook_url")
         )
