@@ -565,6 +565,8 @@ class FusionBillingRating(models.AbstractModel):
         invoice).
         """
         self._mark_late_usage(subscriptions, now)
+        # Named by the webhooks of the invoices created and closed.
+        customer_refs = subscriptions._customer_refs()
         pending = subscriptions
         while pending:
             ratings = self._rate_periods(
@@ -587,7 +589,9 @@ class FusionBillingRating(models.AbstractModel):
                     if values:
                         new_invoice_values[key] = (subscription, values)
             invoices.update(
-                self._create_period_invoices(new_invoice_values, errors, closing)
+                self._create_period_invoices(
+                    new_invoice_values, errors, closing, customer_refs
+                )
             )
             behind = pending.browse()
             for subscription in due.filtered(lambda s: s.id not in errors):
@@ -596,7 +600,7 @@ class FusionBillingRating(models.AbstractModel):
                     (subscription.id, first.start), self.env["account.move"]
                 )
                 with self._rating_guard(subscription, errors):
-                    subscription._close_period(invoice)
+                    subscription._close_period(invoice, customer_refs[subscription.id])
                     behind |= subscription
             # The next period of each, unless that was the last one.
             pending = behind.filtered(lambda s: s.state == "active")
@@ -676,12 +680,15 @@ class FusionBillingRating(models.AbstractModel):
         }
 
     @api.model
-    def _create_period_invoices(self, new_invoice_values, errors, closing):
+    def _create_period_invoices(
+        self, new_invoice_values, errors, closing, customer_refs
+    ):
         """Create the new invoices, {key: (subscription, values)}, with one
         ``create``; if that fails, again one by one so that only the failing
         subscriptions are left out. Returns {key: invoice}. Those of the
         periods ``closing`` (keys) are announced by their close, as what they
-        are closed as (a credit note when negative)."""
+        are closed as (a credit note when negative); the others now, naming
+        the customer of ``customer_refs`` ({subscription id: reference})."""
         if not new_invoice_values:
             return {}
         moves = self.env["account.move"]
@@ -689,7 +696,9 @@ class FusionBillingRating(models.AbstractModel):
 
         def created_invoice(key, subscription, invoice):
             if key not in closing:
-                subscription._queue_invoice_event("invoice.created", invoice)
+                subscription._queue_invoice_event(
+                    "invoice.created", invoice, customer_refs[subscription.id]
+                )
             return invoice
 
         try:

@@ -841,11 +841,12 @@ class FusionBillingSubscription(models.Model):
             or line.fusion_usage_quantity != values["fusion_usage_quantity"]
         )
 
-    def _close_period(self, invoice):
+    def _close_period(self, invoice, customer_ref):
         """Close the open period (already rated a last time): advance the
         billing dates by the plan interval, anchored on the start date so
         periods never drift; post the invoice if the service says so and tell
-        the app the invoice is final."""
+        the app the invoice is final (its events name ``customer_ref``, as
+        ``_customer_refs`` reads it)."""
         self.ensure_one()
         invoice = self._settle_period(self._rated_periods()[0], invoice)
         if invoice.state == "posted":
@@ -865,7 +866,7 @@ class FusionBillingSubscription(models.Model):
                     "previous_anchor_date": False,
                 }
             )
-            self._finalize_period_invoice(invoice)
+            self._finalize_period_invoice(invoice, customer_ref)
             return
         plan = self.plan_id
         period_end = self._period_end()
@@ -882,11 +883,11 @@ class FusionBillingSubscription(models.Model):
             # The last period: nothing is rated after it.
             values.update(next_invoice_date=False, state="closed")
         self.write(values)
-        self._finalize_period_invoice(invoice)
+        self._finalize_period_invoice(invoice, customer_ref)
         if self.state == "closed" and self.rerate_from:
-            self._bill_final_adjustments()
+            self._bill_final_adjustments(customer_ref)
 
-    def _bill_final_adjustments(self):
+    def _bill_final_adjustments(self, customer_ref):
         """A subscription closed with its last invoice posted before the
         period closed has no next invoice for the adjustments still due: they
         go on an invoice of their own, dated at the end (a credit note when
@@ -900,10 +901,12 @@ class FusionBillingSubscription(models.Model):
         for closed in in_place:
             self._write_period_rating(closed, invoices[self.id, closed.period.start])
         if values := self._write_period_rating(rating, self.env["account.move"]):
-            self._finalize_period_invoice(self.env["account.move"].create(values))
+            self._finalize_period_invoice(
+                self.env["account.move"].create(values), customer_ref
+            )
         self.rerate_from = False
 
-    def _finalize_period_invoice(self, invoice):
+    def _finalize_period_invoice(self, invoice, customer_ref):
         """The closed period's invoice is final: post it if the service says
         so and tell the app. One created by the close is announced here, after
         a negative one became a credit note: its first webhook says what it
@@ -920,10 +923,10 @@ class FusionBillingSubscription(models.Model):
             invoice.action_switch_move_type()
         # Once per invoice (the outbox skips a replay): announced already
         # when created before its close.
-        self._queue_invoice_event("invoice.created", invoice)
+        self._queue_invoice_event("invoice.created", invoice, customer_ref)
         if invoice.state == "draft" and self.service_id.auto_post_invoices:
             invoice.action_post()
-        self._queue_invoice_event("invoice.finalized", invoice)
+        self._queue_invoice_event("invoice.finalized", invoice, customer_ref)
 
     def _settle_period(self, period, invoice):
         """What a closing period owes beyond its usage: the minimum
@@ -1039,24 +1042,45 @@ class FusionBillingSubscription(models.Model):
             ]
         )
 
-    def _queue_invoice_event(self, event_type, invoice):
+    def _customer_refs(self):
+        """{subscription id: external reference of its customer, None without
+        one}, read in one query for all the subscriptions (the webhooks of a
+        rating batch name them). The customer is the one of the subscription's
+        service and partner; a partner that is several customers of the
+        service is named by the first of them in their ``_order`` (by
+        reference within a service, as the database sorts them)."""
+        refs = {}
+        for customer in self.env["fusion.billing.customer"].search_fetch(
+            [
+                ("service_id", "in", self.service_id.ids),
+                ("partner_id", "in", self.partner_id.ids),
+            ],
+            ["service_id", "partner_id", "external_ref"],
+            order="external_ref",
+        ):
+            refs.setdefault(
+                (customer.service_id.id, customer.partner_id.id),
+                customer.external_ref or None,
+            )
+        return {
+            subscription.id: refs.get(
+                (subscription.service_id.id, subscription.partner_id.id)
+            )
+            for subscription in self
+        }
+
+    def _queue_invoice_event(self, event_type, invoice, customer_ref):
         self.env["fusion.billing.webhook.event"]._queue(
             self.service_id,
             event_type,
-            self._invoice_event_data(invoice),
+            self._invoice_event_data(invoice, customer_ref),
             dedupe_key=f"{event_type}:{invoice.id}",
         )
 
-    def _invoice_event_data(self, invoice):
-        """Webhook payload of an invoice event: amounts as exact decimal strings."""
+    def _invoice_event_data(self, invoice, customer_ref):
+        """Webhook payload of an invoice event: amounts as exact decimal
+        strings; ``customer_ref`` as ``_customer_refs`` reads it."""
         self.ensure_one()
-        customer = self.env["fusion.billing.customer"].search(
-            [
-                ("service_id", "=", self.service_id.id),
-                ("partner_id", "=", self.partner_id.id),
-            ],
-            limit=1,
-        )
         currency = invoice.currency_id
 
         def money(value):
@@ -1088,7 +1112,7 @@ class FusionBillingSubscription(models.Model):
                 ],
             },
             "subscription": self.external_ref,
-            "customer": customer.external_ref or None,
+            "customer": customer_ref,
             "period_start": invoice.fusion_period_start.isoformat(),
             "period_end": invoice.fusion_period_end.isoformat(),
         }
@@ -1491,15 +1515,6 @@ class FusionBillingSubscription(models.Model):
         rating = subscription._open_period_rating().get(subscription.id)
         if rating and rating.error:
             raise UserError(rating.error)
-        customer = self.env["fusion.billing.customer"].search_fetch(
-            [
-                ("service_id", "=", service.id),
-                ("partner_id", "=", subscription.partner_id.id),
-            ],
-            ["external_ref"],
-            limit=1,
-            order="external_ref",
-        )
         currency = subscription.currency_id
         base_price = round_money(Decimal(0), to_decimal(currency.rounding))
         lines = []
@@ -1523,7 +1538,7 @@ class FusionBillingSubscription(models.Model):
                 )
         return summary.build_summary(
             subscription=subscription.external_ref,
-            customer=customer.external_ref or None,
+            customer=subscription._customer_refs()[subscription.id],
             plan=subscription.plan_id.code,
             currency=currency.name,
             period=(rating.period.start, rating.period.end) if rating else None,

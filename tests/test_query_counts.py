@@ -1,13 +1,18 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import json
+import re
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
+from unittest.mock import patch
 
 from dateutil.relativedelta import relativedelta
 from lxml import etree
 
 from odoo import Command
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools import mute_logger
 
+from ..models.fusion_billing_subscription import FusionBillingSubscription
 from .common import FusionBillingCase
 
 FEW, MANY = 2, 20
@@ -530,3 +535,168 @@ class TestPortalQueryCounts(FusionBillingCase, HttpCase):
                     self._page_queries("many", path), self._page_queries("few", path)
                 )
         self.assertEqual(self._counter_queries("many"), self._counter_queries("few"))
+
+
+@tagged("post_install", "-at_install")
+class TestRatingQueryCounts(FusionBillingCase):
+    """A rating batch reads what its subscriptions need once for the whole
+    batch: rating 20 subscriptions reads such a table in as many queries as
+    rating 2. (The batch as a whole costs more for 20: each subscription's
+    invoices and webhooks are written by queries of their own.)"""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.service.late_usage_policy = "adjust"
+        cls.groups = {}
+        for size, count in (("warm", FEW), ("few", FEW), ("many", MANY)):
+            partners = cls.env["res.partner"].create(
+                [{"name": f"Rating {size} {n}"} for n in range(count)]
+            )
+            subscriptions = cls.env["fusion.billing.subscription"]
+            for n, partner in enumerate(partners):
+                subscriptions |= cls._create_subscription(
+                    cls.service, partner, cls.plan, f"sub_{size}_{n}", date(2026, 1, 1)
+                )
+                cls._store_event(
+                    subscriptions[-1], cls.metric_calls, 100, datetime(2026, 1, 5)
+                )
+            cls.groups[size] = subscriptions
+
+    def _reads(self, table, call):
+        """(queries reading ``table``, all queries) of ``call``, from a cold
+        cache."""
+        queries = []
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.cr.sql_log_count
+        with contextmanager(self._patchExecute)(queries):
+            call()
+        pattern = re.compile(rf'\b(FROM|JOIN) "?{table}\b(?!_)')
+        return (
+            sum(bool(pattern.search(query)) for query in queries),
+            self.cr.sql_log_count - before,
+        )
+
+    def _rate(self, size, day):
+        """Rate the group ``size`` as Rate Now does, on ``day``."""
+        self.env["fusion.billing.rating"]._rate_subscriptions(
+            subscription_ids=self.groups[size].ids,
+            now=datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc),
+        )
+
+    def _assert_constant_reads(self, table, day):
+        """Rating every group on ``day`` (the first warms Odoo's own caches)
+        reads ``table`` as often for 20 subscriptions as for 2."""
+        reads = {
+            size: self._reads(table, lambda size=size: self._rate(size, day))
+            for size in ("warm", "few", "many")
+        }
+        self.assertGreater(reads["few"][0], 0, f"the rating reads {table}")
+        self.assertEqual(reads["many"][0], reads["few"][0], f"{table}: {reads}")
+
+    def _invoice_events(self, subscriptions):
+        invoices = self.env["account.move"].search(
+            [("fusion_subscription_id", "in", subscriptions.ids)]
+        )
+        return (
+            self.env["fusion.billing.webhook.event"]
+            .sudo()
+            .search(
+                [
+                    ("service_id", "=", self.service.id),
+                    (
+                        "dedupe_key",
+                        "in",
+                        [
+                            f"{event_type}:{invoice.id}"
+                            for invoice in invoices
+                            for event_type in ("invoice.created", "invoice.finalized")
+                        ],
+                    ),
+                ]
+            )
+        )
+
+    def test_invoice_events_read_their_customers_once_per_batch(self):
+        """Periods closed (their invoice created, then announced created and
+        finalized by the close) and the next periods' invoices created and
+        announced: the customer of each event's subscription is read for the
+        whole batch."""
+        self._assert_constant_reads("fusion_billing_customer", date(2026, 2, 5))
+        many = self.groups["many"]
+        events = self._invoice_events(many)
+        # January created and finalized, February created.
+        self.assertEqual(len(events), 3 * MANY)
+        customers = {
+            subscription.external_ref: f"cus_{subscription.external_ref}"
+            for subscription in many
+        }
+        for event in events:
+            data = json.loads(event.body)["data"]
+            self.assertEqual(data["customer"], customers[data["subscription"]])
+
+    def test_invoices_created_one_by_one_read_their_customers_once_per_batch(self):
+        """A batch whose shared invoice create fails creates them again one by
+        one, and announces them naming customers read for the whole batch."""
+        for size in self.groups:
+            self._rate(size, date(2026, 2, 5))
+        broken = {group[0] for group in self.groups.values()}
+        original = FusionBillingSubscription._prepare_invoice_values
+
+        def sabotaged(records, period, rated_lines):
+            values = original(records, period, rated_lines)
+            if records in broken:
+                values["invoice_line_ids"][0][2]["product_id"] = 987654321
+            return values
+
+        with (
+            patch.object(
+                FusionBillingSubscription, "_prepare_invoice_values", sabotaged
+            ),
+            mute_logger("odoo.addons.fusion_billing.models.fusion_billing_rating"),
+        ):
+            self._assert_constant_reads("fusion_billing_customer", date(2026, 3, 5))
+        many = self.groups["many"]
+        self.assertTrue(many[0].rating_error)
+        march = self.env["account.move"].search(
+            [
+                ("fusion_subscription_id", "in", many.ids),
+                ("fusion_period_start", "=", date(2026, 3, 1)),
+            ]
+        )
+        self.assertEqual(march.fusion_subscription_id, many[1:])
+        for invoice in march:
+            event = (
+                self.env["fusion.billing.webhook.event"]
+                .sudo()
+                .search([("dedupe_key", "=", f"invoice.created:{invoice.id}")])
+            )
+            self.assertEqual(
+                json.loads(event.body)["data"]["customer"],
+                f"cus_{invoice.fusion_subscription_id.external_ref}",
+            )
+
+    def test_closed_periods_rerated_read_the_plan_history_once_per_batch(self):
+        """Late usage has each subscription's closed periods re-rated, each
+        by the plan in force then."""
+        for size in self.groups:
+            self._rate(size, date(2026, 2, 5))
+            for subscription in self.groups[size]:
+                self._store_event(
+                    subscription, self.metric_calls, 40, datetime(2026, 1, 20)
+                )
+        self._assert_constant_reads("fusion_billing_plan_history", date(2026, 2, 6))
+        january = self.env["account.move"].search(
+            [
+                ("fusion_subscription_id", "in", self.groups["many"].ids),
+                ("fusion_period_start", "=", date(2026, 1, 1)),
+            ]
+        )
+        self.assertEqual(len(january), MANY)
+        for invoice in january:
+            # Re-rated in place (a draft): 140 calls at 0.0125.
+            self.assertEqual(
+                invoice.invoice_line_ids.filtered("fusion_charge_id").price_subtotal,
+                1.75,
+            )

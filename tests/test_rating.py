@@ -368,7 +368,7 @@ class TestRating(FusionBillingCase):
         )
         self.assertLess(tier_2, self._line(invoice, storage), "updated in place")
         self._rate(date(2026, 1, 21))
-        data = sub._invoice_event_data(invoice)["invoice"]["lines"]
+        data = sub._invoice_event_data(invoice, "cus_c")["invoice"]["lines"]
         self.assertEqual(
             [(line["charge"], line["amount"]) for line in data],
             [("api_calls", "1.00"), ("storage_gb", "65.00")],
@@ -665,7 +665,7 @@ class TestRating(FusionBillingCase):
         sub = self.subscription_c
         self._event(sub, self.metric_calls, 800, datetime(2026, 1, 9))
 
-        def failing(records, invoice):
+        def failing(records, invoice, customer_ref):
             raise RuntimeError("posting is broken")
 
         with (
