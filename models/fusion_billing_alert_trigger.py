@@ -71,26 +71,20 @@ class FusionBillingAlertTrigger(models.Model):
             )
         )
         triggers = self.browse([row[0] for row in self.env.cr.fetchall()])
+        customer_refs = triggers.subscription_id._customer_refs()
         for trigger in triggers:
-            trigger._notify()
+            trigger._notify(customer_refs[trigger.subscription_id.id])
         return triggers
 
-    def _notify(self):
+    def _notify(self, customer_ref):
         self.ensure_one()
         alert = self.alert_id
         subscription = self.subscription_id
-        customer = self.env["fusion.billing.customer"].search(
-            [
-                ("service_id", "=", subscription.service_id.id),
-                ("partner_id", "=", subscription.partner_id.id),
-            ],
-            limit=1,
-        )
         data = summary.threshold_data(
             alert_id=alert.id,
             alert_name=alert.name,
             subscription=subscription.external_ref,
-            customer=customer.external_ref or None,
+            customer=customer_ref,
             metric=alert.metric_id.code or None,
             threshold=to_decimal(self.threshold),
             value=to_decimal(self.value),

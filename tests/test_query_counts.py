@@ -618,16 +618,29 @@ class TestRatingQueryCounts(FusionBillingCase):
             )
         )
 
-    def test_invoice_events_read_their_customers_once_per_batch(self):
+    def test_webhooks_read_their_customers_once_per_batch(self):
         """Periods closed (their invoice created, then announced created and
-        finalized by the close) and the next periods' invoices created and
-        announced: the customer of each event's subscription is read for the
-        whole batch."""
+        finalized by the close), the next periods' invoices created and
+        announced, a usage alert reached by every subscription: the customer
+        of each webhook's subscription is read for the whole batch."""
+        alert = self.env["fusion.billing.alert"].create(
+            {
+                "name": "Rating calls",
+                "plan_id": self.plan.id,
+                "metric_id": self.metric_calls.id,
+                "threshold": 100,
+            }
+        )
         self._assert_constant_reads("fusion_billing_customer", date(2026, 2, 5))
         many = self.groups["many"]
-        events = self._invoice_events(many)
-        # January created and finalized, February created.
-        self.assertEqual(len(events), 3 * MANY)
+        events = (
+            self._invoice_events(many)
+            | alert.trigger_ids.filtered(
+                lambda trigger: trigger.subscription_id in many
+            ).webhook_event_id
+        )
+        # January created and finalized, February created; the alert.
+        self.assertEqual(len(events), 4 * MANY)
         customers = {
             subscription.external_ref: f"cus_{subscription.external_ref}"
             for subscription in many

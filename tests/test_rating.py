@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
 import math
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -757,6 +758,38 @@ class TestRating(FusionBillingCase):
         self.assertEqual(len(finalized), 1)
         self.assertIn('"amount_untaxed":"10.00"', finalized.body)
         self.assertIn('"period_end":"2026-02-01"', finalized.body)
+
+    def test_a_partner_that_is_two_customers_is_named_by_its_first_reference(self):
+        """Invoice events, usage alerts and the usage summary name the same
+        customer of a partner that is two customers of the service: the first
+        reference in the customers' order (a customer of another service
+        aside)."""
+        partner = self.env["res.partner"].create({"name": "Twice a customer"})
+        other = self._create_service("Other Cloud", "fb_other_cloud")
+        self._create_customer(other, partner, "cus_a_elsewhere")
+        for external_ref in ("cus_z_twice", "cus_m_twice"):
+            self._create_customer(self.service, partner, external_ref)
+        sub = self._create_subscription(
+            self.service, partner, self.plan_usage, "sub_twice", JAN
+        )
+        alert = self.env["fusion.billing.alert"].create(
+            {"name": "Any usage", "subscription_id": sub.id, "threshold": 1}
+        )
+        self._event(sub, self.metric_calls, 800, datetime(2026, 1, 9))
+        self._rate(FEB)
+        january = self._invoices(sub)
+        bodies = [
+            self._webhooks(event_type, january).body
+            for event_type in ("invoice.created", "invoice.finalized")
+        ] + [alert.trigger_ids.webhook_event_id.body]
+        self.assertEqual(
+            [json.loads(body)["data"]["customer"] for body in bodies],
+            ["cus_m_twice"] * 3,
+        )
+        self.assertEqual(
+            self.Subscription._usage_summary(self.service, "sub_twice")["customer"],
+            "cus_m_twice",
+        )
 
     def test_a_posted_invoice_is_never_modified(self):
         sub = self.subscription_a
