@@ -166,15 +166,30 @@ class FusionBillingRating(models.AbstractModel):
     def _closed_periods_to_rerate(self, billing_periods):
         """The closed periods of the subscriptions whose open period is among
         ``billing_periods`` that may bill differently than invoiced (late
-        usage, cancellations, an invoice posted before its period closed)."""
-        closed = []
-        for period in billing_periods:
-            subscription = period.subscription
-            if subscription.rerate_from and period == subscription._open_period():
-                closed.extend(
-                    subscription._closed_periods_since(subscription.rerate_from)
-                )
-        return closed
+        usage, cancellations, an invoice posted before its period closed),
+        found for all of them together."""
+        rerated = [
+            period
+            for period in billing_periods
+            if period.subscription.rerate_from
+            and period == period.subscription._open_period()
+        ]
+        if not rerated:
+            return []
+        subscriptions = rerated[0].subscription.union(
+            *(period.subscription for period in rerated)
+        )
+        closed = subscriptions._closed_periods_since(
+            {
+                subscription.id: subscription.rerate_from
+                for subscription in subscriptions
+            }
+        )
+        return [
+            closed_period
+            for period in rerated
+            for closed_period in closed[period.subscription.id]
+        ]
 
     @api.model
     def _with_adjustments(self, ratings, closed_ratings):
@@ -186,62 +201,91 @@ class FusionBillingRating(models.AbstractModel):
         by_subscription = defaultdict(list)
         for rating in closed_ratings:
             by_subscription[rating.period.subscription].append(rating)
-        in_place = []
-        result = []
-        for rating in ratings:
+        adjusting = {}
+        for index, rating in enumerate(ratings):
             subscription = rating.period.subscription
             closed = by_subscription.pop(subscription, None)
             if (
-                not closed
-                or rating.error
-                or rating.period != subscription._open_period()
+                closed
+                and not rating.error
+                and rating.period == subscription._open_period()
             ):
-                result.append(rating)
-                continue
-            adjusted, drafts = self._adjust(rating, closed)
-            result.append(adjusted)
+                adjusting[index] = (rating, closed)
+        result = list(ratings)
+        in_place = []
+        for index, (adjusted, drafts) in zip(
+            adjusting, self._adjust(list(adjusting.values())), strict=True
+        ):
+            result[index] = adjusted
             in_place += drafts
         return result + in_place
 
     @api.model
-    def _adjust(self, rating, closed_ratings):
-        """(``rating`` with the adjustments of the ``closed_ratings`` of its
-        subscription added, the closed ratings to write in place).
+    def _adjust(self, adjusting):
+        """For each (rating, the closed ratings of its subscription) of
+        ``adjusting``: (``rating`` with the adjustments of the closed ratings
+        added, the closed ratings to write in place), in order. The closed
+        periods' invoices and what was billed are read once for all.
 
         Per charge, the whole closed period re-rated minus what was billed
         for it already (its line and earlier adjustments). A closed period
         whose invoice is still a draft is re-rated in place instead. The
         rating is an error when a closed period cannot be rated."""
-        subscription = rating.period.subscription
-        invoices = self._period_invoices([r.period for r in closed_ratings])
-        billed = subscription._billed_by_charge_and_period(rating.period)
-        adjustments, in_place, failures = [], [], []
-        for closed_rating in closed_ratings:
-            if closed_rating.error:
-                failures.append(closed_rating.error)
-                continue
-            start = closed_rating.period.start
-            invoice = invoices.get((subscription.id, start))
-            if invoice and invoice.state == "draft":
-                in_place.append(replace(closed_rating, in_place=True))
-                continue
-            by_charge = defaultdict(list)
-            for line in closed_rating.lines:
-                if line.charge:
-                    by_charge[line.charge].append(line)
-            # Zero too: an adjustment already on the draft follows it.
-            adjustments.extend(
-                subscription._prepare_adjustment_line(
-                    closed_rating.period,
-                    charge,
-                    lines,
-                    billed.get((charge.id, start), Decimal(0)),
+        if not adjusting:
+            return []
+        invoices = self._period_invoices(
+            [
+                closed.period
+                for _rating, closed_ratings in adjusting
+                for closed in closed_ratings
+            ]
+        )
+        subscriptions = adjusting[0][0].period.subscription.union(
+            *(rating.period.subscription for rating, _closed in adjusting)
+        )
+        billed_by_subscription = subscriptions._billed_by_charge_and_period(
+            {
+                rating.period.subscription.id: rating.period
+                for rating, _closed in adjusting
+            }
+        )
+        results = []
+        for rating, closed_ratings in adjusting:
+            subscription = rating.period.subscription
+            billed = billed_by_subscription[subscription.id]
+            adjustments, in_place, failures = [], [], []
+            for closed_rating in closed_ratings:
+                if closed_rating.error:
+                    failures.append(closed_rating.error)
+                    continue
+                start = closed_rating.period.start
+                invoice = invoices.get((subscription.id, start))
+                if invoice and invoice.state == "draft":
+                    in_place.append(replace(closed_rating, in_place=True))
+                    continue
+                by_charge = defaultdict(list)
+                for line in closed_rating.lines:
+                    if line.charge:
+                        by_charge[line.charge].append(line)
+                # Zero too: an adjustment already on the draft follows it.
+                adjustments.extend(
+                    subscription._prepare_adjustment_line(
+                        closed_rating.period,
+                        charge,
+                        lines,
+                        billed.get((charge.id, start), Decimal(0)),
+                    )
+                    for charge, lines in by_charge.items()
                 )
-                for charge, lines in by_charge.items()
-            )
-        if failures:
-            return PeriodRating(rating.period, error="; ".join(failures)), []
-        return replace(rating, lines=rating.lines + tuple(adjustments)), in_place
+            if failures:
+                results.append(
+                    (PeriodRating(rating.period, error="; ".join(failures)), [])
+                )
+            else:
+                results.append(
+                    (replace(rating, lines=rating.lines + tuple(adjustments)), in_place)
+                )
+        return results
 
     @api.model
     def _rate_final_adjustments(self, subscription):
@@ -251,14 +295,14 @@ class FusionBillingRating(models.AbstractModel):
         of a settlement period ``[end, end)`` carrying the adjustments, which
         have no next invoice to go on, the closed ratings to write in
         place)."""
-        closed = self._rate_periods(
-            subscription._closed_periods_since(subscription.rerate_from)
-        )
+        closed = subscription._closed_periods_since(
+            {subscription.id: subscription.rerate_from}
+        )[subscription.id]
         end = subscription.last_invoice_date
         settlement = BillingPeriod(
             subscription, subscription.plan_id, end, end, subscription._period_anchor()
         )
-        return self._adjust(PeriodRating(settlement), closed)
+        return self._adjust([(PeriodRating(settlement), self._rate_periods(closed))])[0]
 
     @api.model
     def _aggregate(self, billing_periods, errors, period_charges=None):

@@ -688,92 +688,123 @@ class FusionBillingSubscription(models.Model):
             return [(self.start_date, self.plan_id, self._period_anchor())]
         return [(row.date_from, row.plan_id, row.anchor_date) for row in history]
 
-    def _closed_periods_since(self, day):
-        """The closed periods ending after ``day``, each with the plan in force
-        at its start and that plan's anchor: those of their invoices (or
-        credit notes), and the anchored periods that billed nothing."""
-        self.ensure_one()
-        rated = self._rated_periods()
-        # A closed subscription has no open period: all of it is closed.
-        first_open = rated[0].start if rated else self._period_start()
-        segments = self._plan_segments()
-
-        def segment_at(start):
-            """(first day, plan, anchor, end) of the plan in force at start."""
-            index = periods.in_force([segment[0] for segment in segments], start) or 0
-            end = segments[index + 1][0] if index + 1 < len(segments) else first_open
-            return (*segments[index], end)
-
-        invoices = self.env["account.move"].search(
+    def _closed_periods_since(self, days):
+        """{subscription id: its closed periods ending after its day in
+        ``days`` ({subscription id: day}), oldest first}, each with the plan
+        in force at its start and that plan's anchor: those of their invoices
+        (or credit notes), and the anchored periods that billed nothing. The
+        invoices of all the subscriptions are read in one query."""
+        if not self:
+            return {}
+        first_open = {}
+        for subscription in self:
+            rated = subscription._rated_periods()
+            # A closed subscription has no open period: all of it is closed.
+            first_open[subscription.id] = (
+                rated[0].start if rated else subscription._period_start()
+            )
+        invoices = defaultdict(list)
+        for invoice in self.env["account.move"].search_fetch(
             [
-                ("fusion_subscription_id", "=", self.id),
+                ("fusion_subscription_id", "in", self.ids),
                 ("move_type", "in", PERIOD_MOVE_TYPES),
                 ("state", "!=", "cancel"),
-                ("fusion_period_end", ">", day),
-                ("fusion_period_start", "<", first_open),
+                ("fusion_period_end", ">", min(days.values())),
+                ("fusion_period_start", "<", max(first_open.values())),
             ],
+            ["fusion_subscription_id", "fusion_period_start", "fusion_period_end"],
             order="fusion_period_start",
-        )
-        found = []
-        for invoice in invoices:
-            _first, plan, anchor, _end = segment_at(invoice.fusion_period_start)
-            found.append(
-                BillingPeriod(
-                    self,
-                    plan,
-                    invoice.fusion_period_start,
-                    invoice.fusion_period_end,
-                    anchor,
-                )
-            )
-        start = max(day, segments[0][0])
-        while start < first_open:
-            first, plan, anchor, segment_end = segment_at(start)
-            full_start, full_end = periods.period_containing(
-                anchor, plan.interval_unit, plan.interval_count, start
-            )
-            # A plan change cuts the period it falls in.
-            period_start = max(full_start, first)
-            end = min(full_end, segment_end, first_open)
-            if not any(p.start < end and start < p.end for p in found):
-                found.append(BillingPeriod(self, plan, period_start, end, anchor))
-            start = end
-        return sorted(found, key=lambda p: p.start)
+        ):
+            subscription_id = invoice.fusion_subscription_id.id
+            if (
+                invoice.fusion_period_end > days[subscription_id]
+                and invoice.fusion_period_start < first_open[subscription_id]
+            ):
+                invoices[subscription_id].append(invoice)
 
-    def _billed_by_charge_and_period(self, open_period):
-        """{(charge id, period start): amount} billed so far on the
-        subscription's invoices: each period's own charge lines plus the
-        adjustments of it, those on the open period's invoice aside (rating
-        rewrites them). What a credit note of a period carries counts
+        def segment_at(segments, open_start, start):
+            """(first day, plan, anchor, end) of the plan in force at start."""
+            index = periods.in_force([segment[0] for segment in segments], start) or 0
+            end = segments[index + 1][0] if index + 1 < len(segments) else open_start
+            return (*segments[index], end)
+
+        closed = {}
+        for subscription in self:
+            day, open_start = days[subscription.id], first_open[subscription.id]
+            segments = subscription._plan_segments()
+            found = []
+            for invoice in invoices[subscription.id]:
+                _first, plan, anchor, _end = segment_at(
+                    segments, open_start, invoice.fusion_period_start
+                )
+                found.append(
+                    BillingPeriod(
+                        subscription,
+                        plan,
+                        invoice.fusion_period_start,
+                        invoice.fusion_period_end,
+                        anchor,
+                    )
+                )
+            start = max(day, segments[0][0])
+            while start < open_start:
+                first, plan, anchor, segment_end = segment_at(
+                    segments, open_start, start
+                )
+                full_start, full_end = periods.period_containing(
+                    anchor, plan.interval_unit, plan.interval_count, start
+                )
+                # A plan change cuts the period it falls in.
+                period_start = max(full_start, first)
+                end = min(full_end, segment_end, open_start)
+                if not any(p.start < end and start < p.end for p in found):
+                    found.append(
+                        BillingPeriod(subscription, plan, period_start, end, anchor)
+                    )
+                start = end
+            closed[subscription.id] = sorted(found, key=lambda p: p.start)
+        return closed
+
+    def _billed_by_charge_and_period(self, open_periods):
+        """{subscription id: {(charge id, period start): amount}} billed so
+        far on each subscription's invoices, read in one query: each period's
+        own charge lines plus the adjustments of it, those on the invoice of
+        its open period in ``open_periods`` ({subscription id: period}) aside
+        (rating rewrites them). What a credit note of a period carries counts
         negatively."""
-        self.ensure_one()
+        billed = {subscription.id: {} for subscription in self}
+        if not self:
+            return billed
         self.env["account.move.line"].flush_model()
         self.env.cr.execute(
             SQL(
                 """
-                SELECT l.fusion_charge_id,
+                SELECT m.fusion_subscription_id,
+                       l.fusion_charge_id,
                        COALESCE(l.fusion_adjusted_period_start, m.fusion_period_start),
                        SUM(CASE WHEN m.move_type = 'out_refund'
                                 THEN -l.price_subtotal ELSE l.price_subtotal END)
                   FROM account_move_line l
                   JOIN account_move m ON m.id = l.move_id
-                 WHERE m.fusion_subscription_id = %s
+                  JOIN unnest(%s::int[], %s::date[]) AS o(subscription_id, open_start)
+                    ON o.subscription_id = m.fusion_subscription_id
+                 WHERE m.fusion_subscription_id = ANY(%s)
                    AND m.move_type = ANY(%s)
                    AND m.state != 'cancel'
                    AND l.fusion_charge_id IS NOT NULL
-                   AND NOT (m.fusion_period_start = %s
+                   AND NOT (m.fusion_period_start = o.open_start
                             AND l.fusion_adjusted_period_start IS NOT NULL)
-              GROUP BY 1, 2
+              GROUP BY 1, 2, 3
                 """,
-                self.id,
+                self.ids,
+                [open_periods[subscription_id].start for subscription_id in self.ids],
+                self.ids,
                 list(PERIOD_MOVE_TYPES),
-                open_period.start,
             )
         )
-        return {
-            (charge_id, start): to_decimal(amount)
-            for charge_id, start, amount in self.env.cr.fetchall()
-        }
+        for subscription_id, charge_id, start, amount in self.env.cr.fetchall():
+            billed[subscription_id][charge_id, start] = to_decimal(amount)
+        return billed
 
     def _update_period_invoice(self, period, invoice, rated_lines):
         """Bring the draft ``invoice`` in line with ``rated_lines``: each line

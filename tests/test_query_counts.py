@@ -713,3 +713,68 @@ class TestRatingQueryCounts(FusionBillingCase):
                 invoice.invoice_line_ids.filtered("fusion_charge_id").price_subtotal,
                 1.75,
             )
+
+    def _rating_queries(self, size, day):
+        """(queries of rating the group ``size`` on ``day`` outside its
+        subscriptions' write steps, all its queries), from a cold cache. Each
+        subscription writes its invoice in a savepoint of its own
+        (``_rating_guard``): what runs in one is that subscription's write."""
+        queries = []
+        self.env.flush_all()
+        self.env.invalidate_all()
+        with contextmanager(self._patchExecute)(queries):
+            self._rate(size, day)
+        depth = outside = 0
+        for query in queries:
+            statement = query.lstrip()
+            if statement.startswith("SAVEPOINT"):
+                depth += 1
+            elif statement.startswith("RELEASE SAVEPOINT"):
+                depth -= 1
+            elif not depth:
+                outside += 1
+        return outside, len(queries)
+
+    def test_closed_periods_rerated_with_late_usage_read_once_per_batch(self):
+        """An app down for a day replays its backlog after the period closed:
+        every subscription gets late usage, and the next rating re-rates the
+        closed period of each and adjusts it on the open period's invoice. The
+        closed periods, their invoices and what was billed for them are read
+        for the whole batch: 20 subscriptions cost as many queries as 2 but
+        for their own writes."""
+        self.service.auto_post_invoices = True
+        for size in self.groups:
+            self._rate(size, date(2026, 2, 5))  # January closed, posted
+            for subscription in self.groups[size]:
+                self._store_event(
+                    subscription, self.metric_calls, 40, datetime(2026, 1, 20)
+                )
+        queries = {
+            size: self._rating_queries(size, date(2026, 2, 6))
+            for size in ("warm", "few", "many")
+        }
+        # Each subscription adds its adjustment to its own draft (an
+        # account.move write, in its savepoint): only the reads are counted.
+        self.assertEqual(queries["many"][0], queries["few"][0], queries)
+        # Rated again with nothing new: each subscription's write step finds
+        # its draft up to date and writes nothing, its savepoint (SAVEPOINT,
+        # RELEASE) is all it costs.
+        rerun = {
+            size: self._rating_queries(size, date(2026, 2, 7))
+            for size in ("warm", "few", "many")
+        }
+        self.assertEqual(rerun["many"][1], rerun["few"][1] + 2 * (MANY - FEW), rerun)
+        february = self.env["account.move"].search(
+            [
+                ("fusion_subscription_id", "in", self.groups["many"].ids),
+                ("fusion_period_start", "=", date(2026, 2, 1)),
+            ]
+        )
+        self.assertEqual(len(february), MANY)
+        for invoice in february:
+            adjustment = invoice.invoice_line_ids.filtered(
+                "fusion_adjusted_period_start"
+            )
+            # January re-rated: 140 calls at 0.0125 = 1.75, 1.25 billed.
+            self.assertEqual(adjustment.price_subtotal, 0.5)
+            self.assertEqual(adjustment.fusion_adjusted_period_start, date(2026, 1, 1))
