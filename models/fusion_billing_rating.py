@@ -515,9 +515,20 @@ class FusionBillingRating(models.AbstractModel):
 
     @api.model
     def _rating_cycle(self):
-        """The rating cycle to work on: the unfinished one, else a new one."""
+        """The rating cycle to work on: the unfinished one, else a new one.
+
+        Workers starting together join one cycle: each decides under a lock,
+        in a transaction of its own at READ COMMITTED (the next batch commits
+        it), and so sees the cycle an earlier one started, which an older
+        snapshot (or the parameters' cache) would hide, and then start another
+        or break the parameter's unique key."""
+        self._rating_begin_batch()
+        self.env.cr.execute(
+            SQL("SELECT pg_advisory_xact_lock(hashtext(%s))", UNFINISHED_CYCLE_PARAM)
+        )
         parameters = self.env["ir.config_parameter"]
-        if unfinished := parameters.get_param(UNFINISHED_CYCLE_PARAM):
+        unfinished = parameters.search([("key", "=", UNFINISHED_CYCLE_PARAM)]).value
+        if unfinished:
             return int(unfinished)
         self.env["fusion.billing.subscription"].flush_model(["rating_cycle"])
         self.env.cr.execute(

@@ -9,7 +9,7 @@ from odoo.service.model import retrying
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from ..models.fusion_billing_rating import FusionBillingRating
+from ..models.fusion_billing_rating import UNFINISHED_CYCLE_PARAM, FusionBillingRating
 from .common import CommittedServiceCase
 
 
@@ -154,3 +154,42 @@ class TestRatingRace(CommittedServiceCase):
                 [self.service_id],
             )
             self.assertEqual(cr.fetchone()[0], 0)
+
+    def _cycle(self, cr):
+        return api.Environment(cr, SUPERUSER_ID, {})[
+            "fusion.billing.rating"
+        ]._rating_cycle()
+
+    def _forget_cycle(self):
+        with closing(self.database.cursor()) as cr:
+            api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"].set_param(
+                UNFINISHED_CYCLE_PARAM, False
+            )
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def test_workers_starting_together_join_one_rating_cycle(self):
+        """Two whole-book runs starting at once (a manual run beside the
+        scheduled one): the later joins the cycle the first started, whether
+        its transaction began before the first committed or it asked while the
+        first was deciding."""
+        self._forget_cycle()
+        self.addCleanup(self._forget_cycle)
+        with (
+            closing(self.database.cursor()) as first_cr,
+            closing(self.database.cursor()) as early_cr,
+            closing(self.database.cursor()) as waiting_cr,
+        ):
+            early_cr.execute("SELECT 1")  # its snapshot predates the first's cycle
+            cycle = self._cycle(first_cr)
+            joined = {}
+            waiting = threading.Thread(
+                target=lambda: joined.update(cycle=self._cycle(waiting_cr))
+            )
+            waiting.start()
+            waiting.join(1)
+            self.assertTrue(waiting.is_alive(), "waits while the first decides")
+            first_cr.commit()  # pylint: disable=invalid-commit
+            waiting.join(10)
+            self.assertEqual(joined, {"cycle": cycle})
+            waiting_cr.rollback()
+            self.assertEqual(self._cycle(early_cr), cycle)
