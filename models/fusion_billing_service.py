@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 from odoo import Command, api, fields, models, modules
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.fields import Domain
 from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
@@ -106,6 +107,7 @@ class FusionBillingService(models.Model):
         string="Webhook URL",
         compute="_compute_webhook_settings",
         inverse="_inverse_webhook_url",
+        search="_search_webhook_url",
         groups="fusion_billing.group_fusion_billing_manager",
         help="HTTPS endpoint of the app receiving signed billing events.",
     )
@@ -345,6 +347,23 @@ class FusionBillingService(models.Model):
             row = rows.get(service.id)
             for name in WEBHOOK_SETTINGS:
                 service[name] = row[name] if row else False
+
+    def _search_webhook_url(self, operator, value):
+        # Odoo checks the field's groups for stored fields only: a search would
+        # let a billing user guess the URL's token letter by letter.
+        self._check_field_access(self._fields["webhook_url"], "read")
+        if operator in Domain.NEGATIVE_OPERATORS:
+            return NotImplemented  # Odoo negates the positive condition
+        secrets = self.env["fusion.billing.service.secret"].sudo()
+        found = Domain(
+            "id",
+            "in",
+            secrets._search([("webhook_url", operator, value)]).subselect("service_id"),
+        )
+        if operator == "in" and False in value:
+            # A service without its row has no URL either.
+            found |= Domain("id", "not in", secrets._search([]).subselect("service_id"))
+        return found
 
     # One inverse per field: Odoo calls those of the written fields only, while
     # the fields sharing their inverse read as empty.

@@ -282,17 +282,23 @@ class FusionBillingWebhookEvent(models.Model):
         return ssl.create_default_context()
 
     @api.model
-    def _count_due(self):
-        addressed = (
-            self.env["fusion.billing.service.secret"]
-            .sudo()
+    def _addressed_services(self):
+        """The ids of the services with a webhook URL, as a subquery: only
+        their events are delivered, the others wait for one."""
+        services = self.env["fusion.billing.service"].sudo()
+        return (
+            services.with_context(active_test=False)
             ._search([("webhook_url", "!=", False)])
+            .subselect()
         )
+
+    @api.model
+    def _count_due(self):
         return self.search_count(
             [
                 ("state", "=", "pending"),
                 ("next_attempt_at", "<=", fields.Datetime.now()),
-                ("service_id", "in", addressed.subselect("service_id")),
+                ("service_id", "in", self._addressed_services()),
             ]
         )
 
@@ -315,11 +321,8 @@ class FusionBillingWebhookEvent(models.Model):
                     WITH claimed AS MATERIALIZED (
                            SELECT e.id
                              FROM fusion_billing_webhook_event e
-                             -- Events of a service without URL wait for one.
-                             JOIN fusion_billing_service_secret s
-                               ON s.service_id = e.service_id
-                              AND s.webhook_url != ''
                             WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
+                              AND e.service_id IN %(addressed)s
                             ORDER BY e.next_attempt_at, e.id
                             LIMIT 1
                               FOR UPDATE OF e SKIP LOCKED)
@@ -335,6 +338,7 @@ class FusionBillingWebhookEvent(models.Model):
                  RETURNING event.id
                     """,
                     now=now,
+                    addressed=self._addressed_services(),
                     lease_end=now + LEASE,
                     uid=self.env.uid,
                 ),

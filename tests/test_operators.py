@@ -163,6 +163,35 @@ class TestOperators(FusionBillingCase):
             ],
         )
 
+    def test_services_found_by_webhook_url(self):
+        Service = self.env["fusion.billing.service"]
+        without_url = Service.create({"name": "No URL", "code": "fb-no-url"})
+        rowless = Service.create({"name": "Rowless", "code": "fb-rowless"})
+        self.env["fusion.billing.service.secret"].sudo().search(
+            [("service_id", "=", rowless.id)]
+        ).unlink()
+        with patch.object(
+            self.registry["fusion.billing.webhook.event"],
+            "_webhook_resolver",
+            lambda self: lambda host, port: ["93.184.215.14"],
+        ):
+            self.service.webhook_url = "https://billing.example.com/hooks"
+        services = self.service | without_url | rowless
+
+        def found(*condition):
+            return Service.search([("id", "in", services.ids), condition])
+
+        self.assertEqual(found("webhook_url", "!=", False), self.service)
+        self.assertEqual(found("webhook_url", "=", False), without_url | rowless)
+        self.assertEqual(found("webhook_url", "ilike", "example.com"), self.service)
+        self.assertEqual(
+            found("webhook_url", "not ilike", "example.com"), without_url | rowless
+        )
+        with self.assertRaises(AccessError):
+            Service.with_user(self.billing_user).search(
+                [("webhook_url", "ilike", "token")]
+            )
+
     def test_a_refused_service_write_logs_no_secret(self):
         """PostgreSQL quotes the row of a broken constraint in the error that
         Odoo and PostgreSQL log: the service's row holds no secret, nor the
