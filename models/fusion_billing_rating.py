@@ -176,7 +176,7 @@ class FusionBillingRating(models.AbstractModel):
         ]
         if not rerated:
             return []
-        subscriptions = rerated[0].subscription.union(
+        subscriptions = self.env["fusion.billing.subscription"].union(
             *(period.subscription for period in rerated)
         )
         closed = subscriptions._closed_periods_since(
@@ -240,7 +240,7 @@ class FusionBillingRating(models.AbstractModel):
                 for closed in closed_ratings
             ]
         )
-        subscriptions = adjusting[0][0].period.subscription.union(
+        subscriptions = self.env["fusion.billing.subscription"].union(
             *(rating.period.subscription for rating, _closed in adjusting)
         )
         billed_by_subscription = subscriptions._billed_by_charge_and_period(
